@@ -1,0 +1,64 @@
+#!/usr/bin/env bash
+# `make demo`: kiln's tracking server and registry end to end on the embedded default (SQLite and
+# a local folder). Until the pipeline lands, the "training" is a small grid of logged runs.
+set -euo pipefail
+kiln=$(cd "$(dirname "$1")" && pwd)/$(basename "$1")
+work=$(mktemp -d /tmp/kiln-demo-XXXXXX)
+port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
+url="http://127.0.0.1:$port"
+server_pid=""
+cleanup() { [ -n "$server_pid" ] && kill "$server_pid" 2>/dev/null; wait 2>/dev/null || true; }
+trap cleanup EXIT
+step() { printf '\n\033[1m$ %s\033[0m\n' "$*"; }
+api() {  # api PATH JSON -> reply
+  curl -sS -X POST -H 'Content-Type: application/json' --data "$2" "$url/api/2.0/mlflow$1"
+}
+
+cd "$work"
+step kiln init
+"$kiln" init
+step "kiln server --port $port &"
+"$kiln" server --port "$port" --log-level warning &
+server_pid=$!
+for _ in $(seq 50); do curl -sf "$url/health" >/dev/null && break; sleep 0.1; done
+echo "server is up: $(curl -s "$url/health"), version $(curl -s "$url/version")"
+
+step "an MLflow client logs a grid of 6 training runs (REST calls, as mlflow.log_* makes them)"
+exp=$(api /experiments/create '{"name":"credit-risk"}' | python3 -c 'import json,sys; print(json.load(sys.stdin)["experiment_id"])')
+i=0
+for model in xgb linear; do
+  for depth in 3 6 9; do
+    i=$((i + 1))
+    run=$(api /runs/create "{\"experiment_id\":\"$exp\",\"run_name\":\"$model-d$depth\",\"start_time\":$((1700000000000 + i))}" \
+          | python3 -c 'import json,sys; print(json.load(sys.stdin)["run"]["info"]["run_id"])')
+    auc=$(python3 -c "print(round(0.80 + ($depth/100.0) * (1.5 if '$model'=='xgb' else 0.6), 4))")
+    metrics=$(python3 -c "
+import json
+print(json.dumps([{'key':'auc','value':round($auc-0.05+0.01*s,4),'timestamp':1700000000000+s,'step':s} for s in range(6)]))")
+    api /runs/log-batch "{\"run_id\":\"$run\",\"params\":[{\"key\":\"model\",\"value\":\"$model\"},{\"key\":\"max_depth\",\"value\":\"$depth\"}],\"metrics\":$metrics}" >/dev/null
+    api /runs/update "{\"run_id\":\"$run\",\"status\":\"FINISHED\",\"end_time\":$((1700000100000 + i))}" >/dev/null
+  done
+done
+echo "logged $i runs into experiment $exp"
+
+step "kiln runs list --experiment credit-risk"
+"$kiln" runs list --store "$url" --experiment credit-risk
+step "kiln runs search --experiment credit-risk --filter \"metrics.auc > 0.9 AND params.model = 'xgb'\" --order-by 'metrics.auc DESC'"
+"$kiln" runs search --store "$url" --experiment credit-risk --filter "metrics.auc > 0.9 AND params.model = 'xgb'" --order-by 'metrics.auc DESC'
+best=$("$kiln" runs search --store "$url" --experiment credit-risk --order-by 'metrics.auc DESC' --max 2 --json \
+       | python3 -c 'import json,sys; d=json.load(sys.stdin); print(" ".join(r["info"]["run_id"] for r in d["runs"]))')
+step "kiln runs compare (the two best runs)"
+"$kiln" runs compare --store "$url" $best
+
+step "register the best run's model and point the production alias at it"
+top=${best%% *}
+api /registered-models/create '{"name":"credit-risk"}' >/dev/null
+api /model-versions/create "{\"name\":\"credit-risk\",\"source\":\"mlflow-artifacts:/$exp/$top/artifacts/model\",\"run_id\":\"$top\"}" >/dev/null
+api /registered-models/alias '{"name":"credit-risk","alias":"production","version":"1"}' >/dev/null
+step "kiln models show credit-risk"
+"$kiln" models show --store "$url" credit-risk
+
+step "the same store, read directly without the server: kiln experiments list"
+"$kiln" experiments list
+echo
+echo "demo finished: store in $work/.kiln (kept for you to explore: cd $work && $kiln runs list --experiment credit-risk)"

@@ -1,0 +1,28 @@
+// Decoding MLflow requests into a JSON object, whatever the method.
+//
+// GET (and DELETE without a body): every query parameter becomes a field; a repeated key, or
+// MLflow 2.x's `key[0]=v` form, becomes an array. POST/PATCH/PUT/DELETE with a body: the body must
+// be a JSON object and Content-Type must be application/json (MLflow answers 400
+// "Content-Type must be one of ['application/json']" otherwise).
+#pragma once
+
+#include <string>
+#include <string_view>
+
+#include "kiln/core/json.h"
+#include "kiln/core/status.h"
+#include "kiln/http/message.h"
+
+namespace kiln::api {
+
+Result<Json> DecodeRequest(const http::Request& request);
+
+// A required string field: missing or empty gives MLflow's
+// "Missing value for required parameter '<field>'. See the API docs for more information about
+// request parameters."
+Result<std::string> RequireString(const Json& object, std::string_view field);
+
+// Writes `body` as the 200 JSON reply.
+void WriteJson(const Json& body, http::Response& response);
+
+}  // namespace kiln::api

@@ -1,0 +1,33 @@
+// Files: reading, atomic replacement, directories, and fault-injection points for crash tests.
+#pragma once
+
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "kiln/core/status.h"
+
+namespace kiln {
+
+Result<std::string> ReadFile(const std::string& path);
+
+// Replaces `path` with `contents` so that a reader (or a crash at any moment) sees either the old
+// file or the new one, never a mix: write a temp file beside it, fsync it, rename over `path`,
+// fsync the directory. Acknowledge only after this returns Ok.
+Status WriteFileAtomic(const std::string& path, std::string_view contents);
+
+// mkdir -p.
+Status MakeDirs(const std::string& path);
+bool PathExists(const std::string& path);
+bool IsDirectory(const std::string& path);
+// Fsyncs a directory so that a rename or create inside it is durable.
+Status SyncDirectory(const std::string& path);
+// Recursively removes `path` (file or folder). Missing is fine.
+Status RemoveAll(const std::string& path);
+
+// Fault injection. When the environment variable KILN_FAULT names `point` (e.g.
+// "artifact.after_write"), the process exits with _exit(137) at that point, as a kill -9 would.
+// Crash tests run a command once per point. A no-op otherwise (one cached getenv).
+void FaultPoint(std::string_view point);
+
+}  // namespace kiln

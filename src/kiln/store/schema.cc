@@ -1,0 +1,168 @@
+#include "kiln/store/schema.h"
+
+namespace kiln::store {
+namespace {
+
+// Version 1: tracking (experiments, runs, metrics, params, tags, inputs) and the model registry.
+//
+// Conventions: timestamps are BIGINT milliseconds since the epoch; booleans are INTEGER 0/1;
+// doubles are DOUBLE PRECISION with an is_nan flag where a NaN must round-trip (SQLite stores NaN
+// as NULL). Ids handed out by kiln come from id_sequences so both backends allocate them alike.
+//
+// metrics holds every logged point (the history); latest_metrics holds, per run and key, the
+// point MLflow reports as the run's value (max step, then max timestamp, then max value), so
+// search-runs filters and orders on an indexed table of one row per run and key.
+constexpr std::string_view kV1 = R"sql(
+CREATE TABLE id_sequences (
+  name TEXT PRIMARY KEY,
+  value BIGINT NOT NULL
+);
+CREATE TABLE experiments (
+  experiment_id BIGINT PRIMARY KEY,
+  name TEXT NOT NULL UNIQUE,
+  artifact_location TEXT NOT NULL DEFAULT '',
+  lifecycle_stage TEXT NOT NULL DEFAULT 'active',
+  creation_time BIGINT,
+  last_update_time BIGINT
+);
+CREATE TABLE experiment_tags (
+  experiment_id BIGINT NOT NULL REFERENCES experiments(experiment_id),
+  key TEXT NOT NULL,
+  value TEXT,
+  PRIMARY KEY (experiment_id, key)
+);
+CREATE TABLE runs (
+  run_uuid TEXT PRIMARY KEY,
+  name TEXT,
+  experiment_id BIGINT NOT NULL REFERENCES experiments(experiment_id),
+  user_id TEXT,
+  status TEXT NOT NULL DEFAULT 'RUNNING',
+  start_time BIGINT,
+  end_time BIGINT,
+  lifecycle_stage TEXT NOT NULL DEFAULT 'active',
+  artifact_uri TEXT,
+  deleted_time BIGINT
+);
+CREATE INDEX runs_experiment_start ON runs (experiment_id, start_time DESC, run_uuid);
+CREATE TABLE metrics (
+  run_uuid TEXT NOT NULL REFERENCES runs(run_uuid),
+  key TEXT NOT NULL,
+  value DOUBLE PRECISION NOT NULL,
+  is_nan INTEGER NOT NULL DEFAULT 0,
+  timestamp BIGINT NOT NULL,
+  step BIGINT NOT NULL DEFAULT 0
+);
+CREATE INDEX metrics_run_key_step ON metrics (run_uuid, key, step, timestamp);
+CREATE TABLE latest_metrics (
+  run_uuid TEXT NOT NULL REFERENCES runs(run_uuid),
+  key TEXT NOT NULL,
+  value DOUBLE PRECISION NOT NULL,
+  is_nan INTEGER NOT NULL DEFAULT 0,
+  timestamp BIGINT NOT NULL,
+  step BIGINT NOT NULL DEFAULT 0,
+  PRIMARY KEY (run_uuid, key)
+);
+CREATE INDEX latest_metrics_key_value ON latest_metrics (key, value);
+CREATE TABLE params (
+  run_uuid TEXT NOT NULL REFERENCES runs(run_uuid),
+  key TEXT NOT NULL,
+  value TEXT NOT NULL,
+  PRIMARY KEY (run_uuid, key)
+);
+CREATE INDEX params_key_value ON params (key, value);
+CREATE TABLE tags (
+  run_uuid TEXT NOT NULL REFERENCES runs(run_uuid),
+  key TEXT NOT NULL,
+  value TEXT,
+  PRIMARY KEY (run_uuid, key)
+);
+CREATE INDEX tags_key_value ON tags (key, value);
+CREATE TABLE datasets (
+  dataset_uuid TEXT PRIMARY KEY,
+  experiment_id BIGINT NOT NULL REFERENCES experiments(experiment_id),
+  name TEXT NOT NULL,
+  digest TEXT NOT NULL,
+  source_type TEXT,
+  source TEXT,
+  schema TEXT,
+  profile TEXT,
+  UNIQUE (experiment_id, name, digest)
+);
+CREATE TABLE inputs (
+  input_uuid TEXT PRIMARY KEY,
+  source_type TEXT NOT NULL,
+  source_id TEXT NOT NULL,
+  destination_type TEXT NOT NULL,
+  destination_id TEXT NOT NULL,
+  UNIQUE (source_type, source_id, destination_type, destination_id)
+);
+CREATE INDEX inputs_destination ON inputs (destination_type, destination_id);
+CREATE TABLE input_tags (
+  input_uuid TEXT NOT NULL REFERENCES inputs(input_uuid),
+  name TEXT NOT NULL,
+  value TEXT NOT NULL,
+  PRIMARY KEY (input_uuid, name)
+);
+CREATE TABLE registered_models (
+  name TEXT PRIMARY KEY,
+  creation_time BIGINT,
+  last_updated_time BIGINT,
+  description TEXT,
+  user_id TEXT
+);
+CREATE TABLE registered_model_tags (
+  name TEXT NOT NULL,
+  key TEXT NOT NULL,
+  value TEXT,
+  PRIMARY KEY (name, key)
+);
+CREATE TABLE model_versions (
+  name TEXT NOT NULL,
+  version BIGINT NOT NULL,
+  creation_time BIGINT,
+  last_updated_time BIGINT,
+  description TEXT,
+  user_id TEXT,
+  current_stage TEXT NOT NULL DEFAULT 'None',
+  source TEXT,
+  run_id TEXT,
+  run_link TEXT,
+  status TEXT NOT NULL DEFAULT 'READY',
+  status_message TEXT,
+  storage_location TEXT,
+  PRIMARY KEY (name, version)
+);
+CREATE INDEX model_versions_run ON model_versions (run_id);
+CREATE TABLE model_version_tags (
+  name TEXT NOT NULL,
+  version BIGINT NOT NULL,
+  key TEXT NOT NULL,
+  value TEXT,
+  PRIMARY KEY (name, version, key)
+);
+CREATE TABLE registered_model_aliases (
+  name TEXT NOT NULL,
+  alias TEXT NOT NULL,
+  version BIGINT NOT NULL,
+  PRIMARY KEY (name, alias)
+);
+CREATE TABLE registered_model_alias_history (
+  name TEXT NOT NULL,
+  alias TEXT NOT NULL,
+  version BIGINT,
+  changed_at BIGINT NOT NULL,
+  sequence BIGINT NOT NULL,
+  PRIMARY KEY (name, alias, sequence)
+)
+)sql";
+
+}  // namespace
+
+const std::vector<Migration>& Migrations() {
+  static const std::vector<Migration> kMigrations = {
+      {1, "tracking and model registry", kV1, ""},
+  };
+  return kMigrations;
+}
+
+}  // namespace kiln::store

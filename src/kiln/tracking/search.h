@@ -1,0 +1,78 @@
+// MLflow's search grammar (filter strings, order_by clauses, page tokens) compiled to SQL.
+//
+// A filter is `<clause> [AND <clause>]*` where a clause is `<identifier> <comparator> <value>`;
+// identifiers are metrics.<k>, params.<k>, tags.<k>, attributes.<a> and their aliases
+// (see shared/reference/mlflow-rest-api.md). The parser never interpolates user text into SQL:
+// every value travels as a bound parameter, and identifiers are checked against fixed lists.
+//
+// The builders return the keys of one page of results, in order, so callers load only that page:
+// the runs search selects run_uuid, experiments experiment_id, registered models name, model
+// versions (name, version). They select max_results + 1 rows so the caller can tell whether a next
+// page exists (drop the extra row and emit next_page_token = EncodePageToken(offset + max)).
+// Schema: src/kiln/store/schema.cc.
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "kiln/core/status.h"
+#include "kiln/store/database.h"
+
+namespace kiln::tracking {
+
+enum class ViewType { kActiveOnly, kDeletedOnly, kAll };
+
+// "ACTIVE_ONLY" | "DELETED_ONLY" | "ALL" (also 1, 2, 3 as MLflow's enum numbers); empty = active.
+Result<ViewType> ParseViewType(std::string_view text);
+
+struct SqlStatement {
+  std::string sql;                    // portable SQL with ? placeholders
+  std::vector<store::Value> params;   // bound in order
+};
+
+// MLflow's page token: base64 of {"offset": N}. A malformed token is InvalidArgument.
+Result<int64_t> DecodePageToken(std::string_view token);
+std::string EncodePageToken(int64_t offset);
+
+struct RunSearchSpec {
+  std::vector<int64_t> experiment_ids;
+  std::string filter;
+  std::vector<std::string> order_by;
+  ViewType view_type = ViewType::kActiveOnly;
+  int64_t max_results = 1000;  // validated by the caller: 1..50000
+  int64_t offset = 0;          // from DecodePageToken
+};
+// SELECT run_uuid ... ORDER BY <order_by>, start_time DESC, run_uuid LIMIT max+1 OFFSET offset.
+Result<SqlStatement> BuildRunSearchSql(const RunSearchSpec& spec, const store::Dialect& dialect);
+
+struct ExperimentSearchSpec {
+  std::string filter;  // name, creation_time, last_update_time, tags.<k>
+  std::vector<std::string> order_by;
+  ViewType view_type = ViewType::kActiveOnly;
+  int64_t max_results = 1000;
+  int64_t offset = 0;
+};
+Result<SqlStatement> BuildExperimentSearchSql(const ExperimentSearchSpec& spec,
+                                              const store::Dialect& dialect);
+
+struct RegisteredModelSearchSpec {
+  std::string filter;  // name, tags.<k>
+  std::vector<std::string> order_by;
+  int64_t max_results = 100;
+  int64_t offset = 0;
+};
+Result<SqlStatement> BuildRegisteredModelSearchSql(const RegisteredModelSearchSpec& spec,
+                                                   const store::Dialect& dialect);
+
+struct ModelVersionSearchSpec {
+  std::string filter;  // name, version_number, run_id, source_path, tags.<k>; IN allowed
+  std::vector<std::string> order_by;
+  int64_t max_results = 10000;
+  int64_t offset = 0;
+};
+Result<SqlStatement> BuildModelVersionSearchSql(const ModelVersionSearchSpec& spec,
+                                                const store::Dialect& dialect);
+
+}  // namespace kiln::tracking
