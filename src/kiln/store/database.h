@@ -70,7 +70,7 @@ class Dialect {
   explicit Dialect(Backend backend) : backend_(backend) {}
   Backend backend() const { return backend_; }
   // `lhs LIKE rhs` that is case-sensitive on both backends (SQLite's LIKE is not, by default;
-  // connections set PRAGMA case_sensitive_like=ON). `escape` adds ESCAPE '\'.
+  // connections set PRAGMA case_sensitive_like=ON). Backslash escapes % and _ on both.
   std::string Like(std::string_view lhs, std::string_view rhs) const;
   // Case-insensitive LIKE.
   std::string ILike(std::string_view lhs, std::string_view rhs) const;
@@ -80,7 +80,11 @@ class Dialect {
 };
 
 // One transaction on one connection. Statements run in order; the callback's return decides
-// commit (Ok) or rollback (anything else).
+// commit (Ok) or rollback (anything else). A failed statement ends the transaction on both
+// backends (as PostgreSQL does natively): later statements fail and the transaction rolls back
+// with the first error, so write `INSERT ... ON CONFLICT` rather than "insert and check the error".
+// PostgreSQL write transactions run SERIALIZABLE, so read-then-write code (MAX(version) + 1) is
+// safe there as it is under SQLite's single writer; serialization failures rerun the callback.
 class Transaction {
  public:
   virtual ~Transaction() = default;
