@@ -35,7 +35,9 @@ struct Response {
   int status = 200;
   std::string content_type = "application/json";
   std::string body;
-  std::vector<std::pair<std::string, std::string>> headers;  // extra headers
+  // Extra headers. The server writes Content-Length and Connection itself (a handler's
+  // "Connection: close" is honoured) and drops a Content-Type here when content_type is set.
+  std::vector<std::pair<std::string, std::string>> headers;
 
   void SetHeader(std::string name, std::string value) {
     headers.emplace_back(std::move(name), std::move(value));

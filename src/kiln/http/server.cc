@@ -1,0 +1,734 @@
+// The Boost.Beast server. Beast and Asio appear in this file only (compile time).
+//
+// Threading: one io_context run by `threads` threads. Every connection (Session) lives on its
+// own strand, so its reads, handler call and writes never overlap; different connections run in
+// parallel. A handler runs synchronously on the thread that finished reading its request.
+//
+// Per connection, one request at a time (pipelined requests queue in the read buffer):
+//   idle    waiting for the first byte of a request (idle_timeout_ms; Stop() closes it here)
+//   reading the request has started; the whole request must arrive within header_timeout_ms
+//   handling the router runs
+//   writing the response, as one gather write of head + body
+// Beast's parser is fed from the connection's flat_buffer directly, so a request that arrives in
+// one segment is parsed and handled with no extra hop through the io_context.
+
+#include <utility>  // g++ 12 with C++20 needs this before the Boost.Asio headers
+
+#include <algorithm>
+#include <array>
+#include <atomic>
+#include <charconv>
+#include <chrono>
+#include <condition_variable>
+#include <csignal>
+#include <ctime>
+#include <exception>
+#include <mutex>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <thread>
+#include <unordered_map>
+#include <vector>
+
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/ip/tcp.hpp>
+#include <boost/asio/post.hpp>
+#include <boost/asio/signal_set.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <boost/asio/strand.hpp>
+#include <boost/asio/write.hpp>
+#include <boost/beast/core/flat_buffer.hpp>
+#include <boost/beast/core/tcp_stream.hpp>
+#include <boost/beast/http/error.hpp>
+#include <boost/beast/http/parser.hpp>
+#include <boost/beast/http/status.hpp>
+#include <boost/beast/http/string_body.hpp>
+
+#include "kiln/core/log.h"
+#include "kiln/http/server.h"
+
+namespace kiln::http {
+namespace {
+
+namespace net = boost::asio;
+namespace beast = boost::beast;
+namespace bhttp = boost::beast::http;
+using tcp = net::ip::tcp;
+using SteadyClock = std::chrono::steady_clock;
+
+constexpr size_t kMaxHeaderBytes = 64 * 1024;  // request line plus headers; more is a 431
+constexpr size_t kReadChunkBytes = 16 * 1024;
+constexpr size_t kKeepBufferBytes = 64 * 1024;  // a connection's read buffer shrinks past this
+// After an error response that ends the connection, the client may still be sending (a body we
+// refused): read and discard for a while so that closing does not reset the connection before
+// the client has read our response.
+constexpr auto kLingerTime = std::chrono::milliseconds(500);
+constexpr size_t kLingerMaxBytes = 8 * 1024 * 1024;
+constexpr std::string_view kContinue = "HTTP/1.1 100 Continue\r\n\r\n";
+
+bool EqualsIgnoreCase(std::string_view a, std::string_view b) {
+  if (a.size() != b.size()) return false;
+  for (size_t i = 0; i < a.size(); ++i) {
+    char x = a[i], y = b[i];
+    if (x >= 'A' && x <= 'Z') x = static_cast<char>(x - 'A' + 'a');
+    if (y >= 'A' && y <= 'Z') y = static_cast<char>(y - 'A' + 'a');
+    if (x != y) return false;
+  }
+  return true;
+}
+
+bool HasLineBreak(std::string_view text) { return text.find_first_of("\r\n") != text.npos; }
+
+void AppendNumber(std::string& out, int64_t value) {
+  char digits[24];
+  auto result = std::to_chars(digits, digits + sizeof(digits), value);
+  out.append(digits, result.ptr);
+}
+
+// "Sun, 06 Nov 1994 08:49:37 GMT", formatted at most once a second per thread.
+std::string_view HttpDate() {
+  thread_local std::time_t cached_second = -1;
+  thread_local char text[40];
+  thread_local size_t length = 0;
+  std::time_t now = std::time(nullptr);
+  if (now != cached_second) {
+    std::tm utc{};
+    gmtime_r(&now, &utc);
+    length = std::strftime(text, sizeof(text), "%a, %d %b %Y %H:%M:%S GMT", &utc);
+    cached_second = now;
+  }
+  return {text, length};
+}
+
+std::string ErrorJson(std::string_view error_code, std::string_view message) {
+  // Callers pass constant ASCII text without quotes or backslashes.
+  std::string body = "{\"error_code\":\"";
+  body.append(error_code).append("\",\"message\":\"").append(message).append("\"}");
+  return body;
+}
+
+std::string FormatAddress(const std::string& host, int port) {
+  bool ipv6 = host.find(':') != std::string::npos;
+  return (ipv6 ? "[" + host + "]" : host) + ":" + std::to_string(port);
+}
+
+class ServerImpl;
+
+class Session : public std::enable_shared_from_this<Session> {
+ public:
+  Session(ServerImpl* server, tcp::socket socket, uint64_t id);
+  ~Session();
+
+  void Start();
+  // Stop(): close the connection if it waits for a request; one in progress finishes.
+  void CloseIfIdle();
+  // After the drain timeout: close whatever state the connection is in.
+  void ForceClose() { Close(); }
+  // Runs `method` on this connection's strand.
+  void Post(void (Session::*method)()) {
+    net::post(stream_.get_executor(), [self = shared_from_this(), method] { ((*self).*method)(); });
+  }
+
+ private:
+  enum class Phase { kIdle, kReading, kHandling, kWriting, kClosing, kClosed };
+
+  void ReadRequest();
+  void ReadMore();
+  void OnRead(beast::error_code ec, size_t bytes);
+  // Feeds buffered bytes to the parser and acts on the result: handle, read more, or fail.
+  void Advance();
+  void Handle();
+  void FillRequest();
+  void SendError(int status, std::string_view error_code, std::string_view message);
+  void WriteResponse();
+  void OnWrite(beast::error_code ec, size_t bytes);
+  void Finish(size_t bytes);
+  void Linger();
+  void Close();
+
+  ServerImpl* server_;
+  const uint64_t id_;
+  beast::tcp_stream stream_;
+  beast::flat_buffer buffer_;
+  std::optional<bhttp::request_parser<bhttp::string_body>> parser_;
+  Phase phase_ = Phase::kIdle;
+  bool continue_sent_ = false;
+  bool close_after_write_ = false;
+  bool is_head_ = false;
+  size_t lingered_bytes_ = 0;
+  SteadyClock::time_point started_;
+  std::string remote_address_;
+  // Reused across the connection's requests so that their strings keep their capacity.
+  Request request_;
+  Response response_;
+  std::string head_;
+};
+
+class ServerImpl final : public Server {
+ public:
+  ServerImpl(ServerOptions options, Router router)
+      : options_(std::move(options)),
+        router_(std::move(router)),
+        thread_count_(options_.threads > 0
+                          ? options_.threads
+                          : static_cast<int>(std::max(1u, std::thread::hardware_concurrency()))),
+        ioc_(thread_count_),
+        acceptor_(net::make_strand(ioc_)),
+        accept_retry_timer_(acceptor_.get_executor()) {}
+
+  ~ServerImpl() override {
+    Stop();
+    if (shutdown_thread_.joinable()) shutdown_thread_.join();
+  }
+
+  Status Listen();
+  void StartThreads();
+
+  int port() const override { return port_; }
+  void Stop() override;
+  void Wait() override;
+
+  const ServerOptions& options() const { return options_; }
+  const Router& router() const { return router_; }
+  bool stopping() const { return stopping_.load(std::memory_order_acquire); }
+  void Register(uint64_t id, const std::shared_ptr<Session>& session);
+  void Unregister(uint64_t id);
+
+ private:
+  void Accept();
+  void OnAccept(beast::error_code ec, tcp::socket socket);
+  void Shutdown();
+  std::vector<std::shared_ptr<Session>> LiveSessions();
+  bool OnWorkerThread() const;
+
+  const ServerOptions options_;
+  const Router router_;
+  const int thread_count_;
+  int port_ = 0;
+  std::atomic<bool> stopping_{false};
+  std::atomic<uint64_t> next_session_id_{1};
+
+  std::mutex sessions_mutex_;  // guards sessions_
+  std::condition_variable sessions_empty_;
+  std::unordered_map<uint64_t, std::weak_ptr<Session>> sessions_;
+
+  std::mutex state_mutex_;  // guards shutdown_started_, stopped_, shutdown_thread_
+  std::condition_variable stopped_cv_;
+  bool shutdown_started_ = false;
+  bool stopped_ = false;
+  std::thread shutdown_thread_;
+  std::vector<std::thread> workers_;
+
+  // Declared after everything a Session touches: destroying ioc_ destroys pending handlers and
+  // with them the last Sessions, whose destructors still use sessions_mutex_ and sessions_.
+  net::io_context ioc_;
+  tcp::acceptor acceptor_;
+  net::steady_timer accept_retry_timer_;
+};
+
+thread_local const ServerImpl* tl_worker_of = nullptr;
+
+// ---------------------------------------------------------------------------------------------
+// Session
+
+Session::Session(ServerImpl* server, tcp::socket socket, uint64_t id)
+    : server_(server), id_(id), stream_(std::move(socket)) {
+  beast::error_code ec;
+  tcp::endpoint remote = stream_.socket().remote_endpoint(ec);
+  if (!ec) remote_address_ = remote.address().to_string() + ":" + std::to_string(remote.port());
+  head_.reserve(512);
+}
+
+Session::~Session() { server_->Unregister(id_); }
+
+void Session::Start() {
+  server_->Register(id_, shared_from_this());
+  ReadRequest();
+}
+
+void Session::CloseIfIdle() {
+  if (phase_ == Phase::kIdle) Close();
+}
+
+void Session::ReadRequest() {
+  phase_ = Phase::kIdle;
+  if (server_->stopping()) {
+    Close();
+    return;
+  }
+  parser_.emplace();
+  parser_->header_limit(kMaxHeaderBytes);
+  parser_->body_limit(server_->options().max_body_bytes);
+  parser_->eager(true);
+  continue_sent_ = false;
+  if (buffer_.size() > 0) {  // a pipelined request is already here
+    phase_ = Phase::kReading;
+    started_ = SteadyClock::now();
+    stream_.expires_after(std::chrono::milliseconds(server_->options().header_timeout_ms));
+    Advance();
+    return;
+  }
+  if (buffer_.capacity() > kKeepBufferBytes) buffer_.shrink_to_fit();
+  stream_.expires_after(std::chrono::milliseconds(server_->options().idle_timeout_ms));
+  ReadMore();
+}
+
+void Session::ReadMore() {
+  stream_.async_read_some(buffer_.prepare(kReadChunkBytes),
+                          [self = shared_from_this()](beast::error_code ec, size_t bytes) {
+                            self->OnRead(ec, bytes);
+                          });
+}
+
+void Session::OnRead(beast::error_code ec, size_t bytes) {
+  if (phase_ == Phase::kClosed) return;  // closed while the read was completing
+  if (phase_ == Phase::kClosing) {  // discarding what the client still sends before closing
+    buffer_.consume(buffer_.size());
+    lingered_bytes_ += bytes;
+    if (ec || lingered_bytes_ > kLingerMaxBytes) {
+      Close();
+    } else {
+      ReadMore();
+    }
+    return;
+  }
+  if (ec) {
+    // End of stream, reset, timeout (tcp_stream has closed the socket) or Stop(): nothing to
+    // answer to. A request cut off half way is dropped.
+    Close();
+    return;
+  }
+  buffer_.commit(bytes);
+  if (phase_ == Phase::kIdle) {
+    phase_ = Phase::kReading;
+    started_ = SteadyClock::now();
+    stream_.expires_after(std::chrono::milliseconds(server_->options().header_timeout_ms));
+  }
+  Advance();
+}
+
+void Session::Advance() {
+  beast::error_code ec;
+  while (buffer_.size() > 0 && !parser_->is_done()) {
+    size_t used = parser_->put(buffer_.data(), ec);
+    buffer_.consume(used);
+    if (ec == bhttp::error::need_more) {
+      ec = {};
+      break;
+    }
+    if (ec || used == 0) break;
+  }
+  if (ec == bhttp::error::body_limit) {
+    SendError(413, "REQUEST_LIMIT_EXCEEDED",
+              "request body exceeds the server's limit of " +
+                  std::to_string(server_->options().max_body_bytes) + " bytes");
+    return;
+  }
+  if (ec == bhttp::error::header_limit) {
+    SendError(431, "REQUEST_LIMIT_EXCEEDED", "request headers are too large");
+    return;
+  }
+  if (ec) {
+    SendError(400, "BAD_REQUEST", "malformed HTTP request");
+    return;
+  }
+  if (parser_->is_done()) {
+    Handle();
+    return;
+  }
+  if (parser_->is_header_done() && !continue_sent_) {
+    continue_sent_ = true;
+    if (EqualsIgnoreCase(parser_->get()[bhttp::field::expect], "100-continue")) {
+      net::async_write(stream_, net::buffer(kContinue.data(), kContinue.size()),
+                       [self = shared_from_this()](beast::error_code write_ec, size_t) {
+                         if (write_ec) {
+                           self->Close();
+                         } else {
+                           self->ReadMore();
+                         }
+                       });
+      return;
+    }
+  }
+  ReadMore();
+}
+
+void Session::FillRequest() {
+  auto& message = parser_->get();
+  request_.method.assign(message.method_string());
+  std::string_view target = message.target();
+  request_.target.assign(target);
+  size_t question = target.find('?');
+  std::string_view raw_path = target.substr(0, question);
+  if (raw_path.find('%') == std::string_view::npos) {
+    request_.path.assign(raw_path);
+  } else {
+    request_.path = PercentDecode(raw_path, false);
+  }
+  if (question == std::string_view::npos) {
+    request_.query.clear();
+  } else {
+    request_.query = ParseQuery(target.substr(question + 1));
+  }
+  size_t count = 0;
+  for (const auto& field : message) {
+    if (count < request_.headers.size()) {
+      request_.headers[count].first.assign(field.name_string());
+      request_.headers[count].second.assign(field.value());
+    } else {
+      request_.headers.emplace_back(field.name_string(), field.value());
+    }
+    ++count;
+  }
+  request_.headers.resize(count);
+  request_.body = std::move(message.body());
+  request_.remote_address = remote_address_;
+}
+
+void Session::Handle() {
+  phase_ = Phase::kHandling;
+  FillRequest();
+  const bool keep_alive = parser_->get().keep_alive();
+  is_head_ = request_.method == "HEAD";
+  close_after_write_ = !keep_alive;
+
+  response_.status = 200;
+  response_.content_type = "application/json";
+  response_.body.clear();
+  response_.headers.clear();
+  try {
+    server_->router().Dispatch(request_, response_);
+  } catch (const std::exception& e) {
+    LogError("handler for " + request_.method + " " + request_.path + " threw: " + e.what());
+    response_.status = 500;
+    response_.content_type = "application/json";
+    response_.headers.clear();
+    response_.body = ErrorJson("INTERNAL_ERROR", "internal error");
+  } catch (...) {
+    LogError("handler for " + request_.method + " " + request_.path + " threw a non-exception");
+    response_.status = 500;
+    response_.content_type = "application/json";
+    response_.headers.clear();
+    response_.body = ErrorJson("INTERNAL_ERROR", "internal error");
+  }
+  WriteResponse();
+}
+
+// Answers a request the parser rejected, then closes the connection.
+void Session::SendError(int status, std::string_view error_code, std::string_view message) {
+  phase_ = Phase::kHandling;
+  if (parser_->is_header_done()) {
+    auto& header = parser_->get();
+    request_.method.assign(header.method_string());
+    request_.target.assign(header.target());
+    request_.path.assign(request_.target.substr(0, request_.target.find('?')));
+  } else {
+    request_.method = "-";
+    request_.target.clear();
+    request_.path.clear();
+  }
+  request_.query.clear();
+  request_.headers.clear();
+  request_.body.clear();
+  request_.remote_address = remote_address_;
+  is_head_ = false;
+  close_after_write_ = true;
+  response_.status = status;
+  response_.content_type = "application/json";
+  response_.headers.clear();
+  response_.body = ErrorJson(error_code, message);
+  WriteResponse();
+}
+
+void Session::WriteResponse() {
+  phase_ = Phase::kWriting;
+  const int status = response_.status;
+  for (const auto& [name, value] : response_.headers) {
+    if (EqualsIgnoreCase(name, "connection") && EqualsIgnoreCase(value, "close")) {
+      close_after_write_ = true;
+    }
+  }
+  if (server_->stopping()) close_after_write_ = true;
+  const bool bodiless_status = status < 200 || status == 204 || status == 304;
+
+  head_.clear();
+  head_.append("HTTP/1.1 ");
+  AppendNumber(head_, status);
+  head_.push_back(' ');
+  std::string_view reason = bhttp::obsolete_reason(static_cast<bhttp::status>(status));
+  head_.append(reason == "<unknown-status>" ? std::string_view("Unknown") : reason);
+  head_.append("\r\nServer: ").append(server_->options().server_name);
+  head_.append("\r\nDate: ").append(HttpDate());
+  if (!response_.content_type.empty() && !bodiless_status) {
+    head_.append("\r\nContent-Type: ").append(response_.content_type);
+  }
+  if (!bodiless_status) {
+    head_.append("\r\nContent-Length: ");
+    AppendNumber(head_, static_cast<int64_t>(response_.body.size()));
+  }
+  for (const auto& [name, value] : response_.headers) {
+    // Framing is ours; Response::content_type wins over a Content-Type in the extra headers.
+    if (EqualsIgnoreCase(name, "connection") || EqualsIgnoreCase(name, "content-length") ||
+        (EqualsIgnoreCase(name, "content-type") && !response_.content_type.empty())) {
+      continue;
+    }
+    if (HasLineBreak(name) || HasLineBreak(value)) {
+      LogWarning("dropped response header '" + std::string(name.substr(0, 64)) +
+                 "' holding a line break, for " + request_.method + " " + request_.path);
+      continue;
+    }
+    head_.append("\r\n").append(name).append(": ").append(value);
+  }
+  if (close_after_write_) {
+    head_.append("\r\nConnection: close");
+  } else if (parser_->get().version() == 10) {
+    head_.append("\r\nConnection: keep-alive");  // HTTP/1.0 closes unless told otherwise
+  }
+  head_.append("\r\n\r\n");
+
+  const bool send_body = !is_head_ && !bodiless_status;
+  std::array<net::const_buffer, 2> buffers = {
+      net::buffer(head_),
+      send_body ? net::buffer(response_.body) : net::const_buffer()};
+  stream_.expires_after(std::chrono::milliseconds(
+      std::max(server_->options().idle_timeout_ms, server_->options().header_timeout_ms)));
+  net::async_write(stream_, buffers,
+                   [self = shared_from_this()](beast::error_code ec, size_t bytes) {
+                     self->OnWrite(ec, bytes);
+                   });
+}
+
+void Session::OnWrite(beast::error_code ec, size_t bytes) {
+  Finish(bytes);
+  if (ec) {
+    Close();
+    return;
+  }
+  if (close_after_write_) {
+    Linger();
+    return;
+  }
+  ReadRequest();
+}
+
+// Access log and metrics for one request.
+void Session::Finish(size_t bytes) {
+  int64_t micros =
+      std::chrono::duration_cast<std::chrono::microseconds>(SteadyClock::now() - started_).count();
+  const ServerOptions& options = server_->options();
+  if (options.on_request) {
+    try {
+      options.on_request(request_, response_.status, micros);
+    } catch (const std::exception& e) {
+      LogError(std::string("on_request callback threw: ") + e.what());
+    }
+  }
+  if (options.access_log && GetLogLevel() <= LogLevel::kInfo) {
+    // The raw path only: query strings, headers and bodies can carry secrets.
+    std::string_view raw_path = std::string_view(request_.target).substr(
+        0, std::string_view(request_.target).find('?'));
+    std::string line;
+    line.reserve(64 + raw_path.size());
+    line.append(request_.method).push_back(' ');
+    line.append(raw_path).push_back(' ');
+    AppendNumber(line, response_.status);
+    line.push_back(' ');
+    AppendNumber(line, static_cast<int64_t>(bytes));
+    line.append("B ");
+    AppendNumber(line, micros);
+    line.append("us");
+    LogInfo(line);
+  }
+}
+
+// Half-closes, then reads and discards until the client closes (or a limit), so that the
+// client sees the final response instead of a connection reset.
+void Session::Linger() {
+  phase_ = Phase::kClosing;
+  beast::error_code ec;
+  stream_.socket().shutdown(tcp::socket::shutdown_send, ec);
+  if (ec) {
+    Close();
+    return;
+  }
+  buffer_.consume(buffer_.size());
+  lingered_bytes_ = 0;
+  stream_.expires_after(kLingerTime);
+  ReadMore();
+}
+
+void Session::Close() {
+  if (phase_ == Phase::kClosed) return;
+  phase_ = Phase::kClosed;
+  beast::error_code ec;
+  stream_.socket().shutdown(tcp::socket::shutdown_both, ec);
+  stream_.close();
+}
+
+// ---------------------------------------------------------------------------------------------
+// ServerImpl
+
+Status ServerImpl::Listen() {
+  const std::string address_text = FormatAddress(options_.host, options_.port);
+  beast::error_code ec;
+  tcp::endpoint endpoint;
+  net::ip::address address = net::ip::make_address(options_.host, ec);
+  if (!ec) {
+    endpoint = tcp::endpoint(address, static_cast<unsigned short>(options_.port));
+  } else {
+    tcp::resolver resolver(ioc_);
+    auto results = resolver.resolve(options_.host, std::to_string(options_.port), ec);
+    if (ec || results.empty()) {
+      return IoError("cannot listen on " + address_text + ": cannot resolve host '" +
+                     options_.host + "': " + (ec ? ec.message() : "no addresses"));
+    }
+    endpoint = results.begin()->endpoint();
+  }
+  auto fail = [&](std::string_view step) {
+    return IoError("cannot listen on " + address_text + ": " + std::string(step) + ": " +
+                   ec.message());
+  };
+  if (acceptor_.open(endpoint.protocol(), ec); ec) return fail("socket");
+  if (acceptor_.set_option(net::socket_base::reuse_address(true), ec); ec) return fail("setsockopt");
+  if (acceptor_.bind(endpoint, ec); ec) return fail("bind");
+  if (acceptor_.listen(net::socket_base::max_listen_connections, ec); ec) return fail("listen");
+  port_ = acceptor_.local_endpoint(ec).port();
+  if (ec) return fail("getsockname");
+  return Status::Ok();
+}
+
+void ServerImpl::StartThreads() {
+  Accept();
+  workers_.reserve(static_cast<size_t>(thread_count_));
+  for (int i = 0; i < thread_count_; ++i) {
+    workers_.emplace_back([this] {
+      tl_worker_of = this;
+      for (;;) {
+        try {
+          ioc_.run();
+          return;
+        } catch (const std::exception& e) {
+          LogError(std::string("HTTP server thread caught: ") + e.what());
+        }
+      }
+    });
+  }
+}
+
+void ServerImpl::Accept() {
+  acceptor_.async_accept(net::make_strand(ioc_),
+                         [this](beast::error_code ec, tcp::socket socket) {
+                           OnAccept(ec, std::move(socket));
+                         });
+}
+
+void ServerImpl::OnAccept(beast::error_code ec, tcp::socket socket) {
+  if (stopping() || !acceptor_.is_open()) return;  // the socket closes with its destructor
+  if (ec) {
+    // Out of file descriptors and the like: back off instead of spinning.
+    LogWarning("HTTP accept failed: " + ec.message());
+    accept_retry_timer_.expires_after(std::chrono::milliseconds(50));
+    accept_retry_timer_.async_wait([this](beast::error_code wait_ec) {
+      if (!wait_ec) Accept();
+    });
+    return;
+  }
+  beast::error_code option_ec;
+  socket.set_option(tcp::no_delay(true), option_ec);
+  uint64_t id = next_session_id_.fetch_add(1, std::memory_order_relaxed);
+  std::make_shared<Session>(this, std::move(socket), id)->Start();
+  Accept();
+}
+
+void ServerImpl::Register(uint64_t id, const std::shared_ptr<Session>& session) {
+  std::lock_guard<std::mutex> lock(sessions_mutex_);
+  sessions_.emplace(id, session);
+}
+
+void ServerImpl::Unregister(uint64_t id) {
+  std::lock_guard<std::mutex> lock(sessions_mutex_);
+  sessions_.erase(id);
+  if (sessions_.empty()) sessions_empty_.notify_all();
+}
+
+std::vector<std::shared_ptr<Session>> ServerImpl::LiveSessions() {
+  std::vector<std::shared_ptr<Session>> live;
+  std::lock_guard<std::mutex> lock(sessions_mutex_);
+  live.reserve(sessions_.size());
+  for (const auto& [id, weak] : sessions_) {
+    if (auto session = weak.lock()) live.push_back(std::move(session));
+  }
+  return live;
+}
+
+bool ServerImpl::OnWorkerThread() const { return tl_worker_of == this; }
+
+void ServerImpl::Stop() {
+  {
+    std::lock_guard<std::mutex> lock(state_mutex_);
+    if (!shutdown_started_) {
+      shutdown_started_ = true;
+      // A thread of its own, so that a handler may call Stop() without joining itself.
+      shutdown_thread_ = std::thread([this] { Shutdown(); });
+    }
+  }
+  if (!OnWorkerThread()) Wait();
+}
+
+void ServerImpl::Wait() {
+  std::unique_lock<std::mutex> lock(state_mutex_);
+  stopped_cv_.wait(lock, [this] { return stopped_; });
+}
+
+void ServerImpl::Shutdown() {
+  stopping_.store(true, std::memory_order_release);
+  net::post(acceptor_.get_executor(), [this] {
+    beast::error_code ec;
+    acceptor_.close(ec);
+    accept_retry_timer_.cancel();
+  });
+  // Sessions that enter their idle phase from now on see stopping() and close themselves; the
+  // ones idle already are closed on their strands. Requests in progress finish and their
+  // responses say "Connection: close".
+  for (auto& session : LiveSessions()) session->Post(&Session::CloseIfIdle);
+  const auto wait_for_sessions = [this](std::chrono::milliseconds timeout) {
+    std::unique_lock<std::mutex> lock(sessions_mutex_);
+    return sessions_empty_.wait_for(lock, timeout, [this] { return sessions_.empty(); });
+  };
+  if (!wait_for_sessions(std::chrono::milliseconds(options_.drain_timeout_ms))) {
+    std::vector<std::shared_ptr<Session>> busy = LiveSessions();
+    LogWarning("HTTP server: " + std::to_string(busy.size()) +
+               " connections still open after the drain timeout; closing them");
+    for (auto& session : busy) session->Post(&Session::ForceClose);
+    busy.clear();
+    (void)wait_for_sessions(std::chrono::milliseconds(100));
+  }
+  ioc_.stop();
+  for (auto& worker : workers_) worker.join();
+  {
+    std::lock_guard<std::mutex> lock(state_mutex_);
+    stopped_ = true;
+  }
+  stopped_cv_.notify_all();
+}
+
+}  // namespace
+
+Result<std::unique_ptr<Server>> Server::Start(ServerOptions options, Router router) {
+  auto server = std::make_unique<ServerImpl>(std::move(options), std::move(router));
+  KILN_RETURN_IF_ERROR(server->Listen());
+  server->StartThreads();
+  return std::unique_ptr<Server>(std::move(server));
+}
+
+void WaitForShutdownSignal() {
+  // Asio's signal_set catches the signals through a self-pipe in its own io_context, whatever
+  // the threads' signal masks; the default actions return when it is destroyed.
+  net::io_context ioc(1);
+  net::signal_set signals(ioc, SIGINT, SIGTERM);
+  signals.async_wait([](beast::error_code, int) {});
+  ioc.run();
+}
+
+}  // namespace kiln::http
