@@ -1,9 +1,10 @@
 // Decoding MLflow requests into a JSON object, whatever the method.
 //
-// GET (and DELETE without a body): every query parameter becomes a field; a repeated key, or
-// MLflow 2.x's `key[0]=v` form, becomes an array. POST/PATCH/PUT/DELETE with a body: the body must
-// be a JSON object and Content-Type must be application/json (MLflow answers 400
-// "Content-Type must be one of ['application/json']" otherwise).
+// GET: every query parameter becomes a field; a repeated key, or MLflow 2.x's `key[0]=v` form,
+// becomes an array. POST/PATCH/PUT/DELETE: the body must be a JSON object and Content-Type must
+// be application/json (MLflow answers 400 "Content-Type must be one of ['application/json']"
+// otherwise); without a body the request has no fields, whatever its query string says, as on
+// MLflow (a DELETE with its fields in the query gets "Missing value for required parameter").
 #pragma once
 
 #include <string>

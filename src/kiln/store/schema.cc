@@ -12,6 +12,9 @@ namespace {
 // metrics holds every logged point (the history); latest_metrics holds, per run and key, the
 // point MLflow reports as the run's value (max step, then max timestamp, then max value), so
 // search-runs filters and orders on an indexed table of one row per run and key.
+//
+// registered_models.last_version is the highest version number ever handed out for the model, so
+// a deleted version's number is never reused (a prediction's version must name one model).
 constexpr std::string_view kV1 = R"sql(
 CREATE TABLE id_sequences (
   name TEXT PRIMARY KEY,
@@ -62,7 +65,7 @@ CREATE TABLE latest_metrics (
   step BIGINT NOT NULL DEFAULT 0,
   PRIMARY KEY (run_uuid, key)
 );
-CREATE INDEX latest_metrics_key_value ON latest_metrics (key, value);
+CREATE INDEX latest_metrics_key_value ON latest_metrics (key, value, is_nan, run_uuid);
 CREATE TABLE params (
   run_uuid TEXT NOT NULL REFERENCES runs(run_uuid),
   key TEXT NOT NULL,
@@ -108,7 +111,8 @@ CREATE TABLE registered_models (
   creation_time BIGINT,
   last_updated_time BIGINT,
   description TEXT,
-  user_id TEXT
+  user_id TEXT,
+  last_version BIGINT NOT NULL DEFAULT 0
 );
 CREATE TABLE registered_model_tags (
   name TEXT NOT NULL,

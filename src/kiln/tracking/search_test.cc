@@ -1,0 +1,759 @@
+#include "kiln/tracking/search.h"
+
+#include <algorithm>
+#include <cmath>
+#include <ostream>
+#include <string>
+#include <vector>
+
+#include <gtest/gtest.h>
+
+#include "kiln/core/ids.h"
+#include "kiln/tracking/search_filter.h"
+#include "tests/support/test_database.h"
+
+namespace kiln::tracking {
+namespace {
+
+using store::Backend;
+using store::Dialect;
+
+const Dialect kSqlite(Backend::kSqlite);
+const Dialect kPostgres(Backend::kPostgres);
+
+RunSearchSpec RunSpec(std::string filter, std::vector<std::string> order_by = {}) {
+  RunSearchSpec spec;
+  spec.experiment_ids = {1};
+  spec.filter = std::move(filter);
+  spec.order_by = std::move(order_by);
+  return spec;
+}
+
+bool HasParam(const SqlStatement& statement, const store::Value& value) {
+  for (const auto& p : statement.params) {
+    if (p == value) return true;
+  }
+  return false;
+}
+
+size_t CountPlaceholders(const std::string& sql) {
+  return static_cast<size_t>(std::count(sql.begin(), sql.end(), '?'));
+}
+
+// ---------------------------------------------------------------------------------------------
+// Parsing and SQL shape, no database.
+
+struct ValidFilterCase {
+  std::string filter;
+  std::vector<std::string> sql_contains;
+  std::vector<store::Value> params_contain;
+};
+
+void PrintTo(const ValidFilterCase& c, std::ostream* os) { *os << c.filter; }
+
+class ValidRunFilterTest : public ::testing::TestWithParam<ValidFilterCase> {};
+
+TEST_P(ValidRunFilterTest, CompilesToBoundParameters) {
+  const ValidFilterCase& c = GetParam();
+  for (const Dialect* dialect : {&kSqlite, &kPostgres}) {
+    Result<SqlStatement> statement = BuildRunSearchSql(RunSpec(c.filter), *dialect);
+    ASSERT_TRUE(statement.ok()) << c.filter << ": " << statement.status().ToString();
+    // The expected fragments are SQLite's (ILIKE is spelled differently on PostgreSQL).
+    if (dialect == &kSqlite) {
+      for (const std::string& fragment : c.sql_contains) {
+        EXPECT_NE(statement->sql.find(fragment), std::string::npos)
+            << c.filter << " -> " << statement->sql << " lacks " << fragment;
+      }
+    }
+    for (const store::Value& v : c.params_contain) {
+      EXPECT_TRUE(HasParam(*statement, v)) << c.filter << " -> " << statement->sql;
+    }
+    EXPECT_EQ(CountPlaceholders(statement->sql), statement->params.size()) << statement->sql;
+  }
+}
+
+INSTANTIATE_TEST_SUITE_P(
+    Filters, ValidRunFilterTest,
+    ::testing::Values(
+        ValidFilterCase{"metrics.auc > 0.9",
+                        {"JOIN latest_metrics", ".is_nan = 0 AND", ".value > ?"},
+                        {std::string("auc"), 0.9}},
+        ValidFilterCase{"metric.auc >= -1", {".value >= ?"}, {-1.0}},
+        ValidFilterCase{"metrics.loss < 1.5e-3", {".value < ?"}, {1.5e-3}},
+        ValidFilterCase{"metrics.loss != 2", {".is_nan = 1 OR", ".value <> ?"}, {2.0}},
+        ValidFilterCase{"params.model = 'xgb'", {"JOIN params", ".value = ?"},
+                        {std::string("model"), std::string("xgb")}},
+        ValidFilterCase{"param.model = \"xgb\"", {"JOIN params"}, {std::string("xgb")}},
+        ValidFilterCase{"parameters.model LIKE 'x%'", {".value LIKE ?"}, {std::string("x%")}},
+        ValidFilterCase{"parameter.model ilike 'X%'", {"LOWER("}, {std::string("X%")}},
+        ValidFilterCase{"tags.user != 'bob'", {"JOIN tags", ".value <> ?"},
+                        {std::string("user"), std::string("bob")}},
+        ValidFilterCase{"tag.`user name` = 'bob'", {"JOIN tags"}, {std::string("user name")}},
+        ValidFilterCase{"tags.\"user-name\" = 'bob'", {"JOIN tags"}, {std::string("user-name")}},
+        ValidFilterCase{"metrics.`f1 score` > 0", {}, {std::string("f1 score")}},
+        ValidFilterCase{"tags.mlflow.runName = 'a'", {}, {std::string("mlflow.runName")}},
+        ValidFilterCase{"attributes.status = 'FINISHED'", {"r.status = ?"},
+                        {std::string("FINISHED")}},
+        ValidFilterCase{"attr.run_name LIKE 'a%'", {"r.name LIKE ?"}, {std::string("a%")}},
+        ValidFilterCase{"run.user_id = 'u'", {"r.user_id = ?"}, {std::string("u")}},
+        ValidFilterCase{"status = 'RUNNING'", {"r.status = ?"}, {std::string("RUNNING")}},
+        ValidFilterCase{"`run name` = 'x'", {"r.name = ?"}, {std::string("x")}},
+        ValidFilterCase{"attributes.\"Run Name\" = 'x'", {"r.name = ?"}, {std::string("x")}},
+        ValidFilterCase{"artifact_uri ILIKE '%s3%'", {"LOWER(r.artifact_uri)"}, {}},
+        ValidFilterCase{"attributes.run_id IN ('a', 'b')", {"r.run_uuid IN (?, ?)"},
+                        {std::string("a"), std::string("b")}},
+        ValidFilterCase{"run_id NOT IN ('a')", {"r.run_uuid NOT IN (?)"}, {std::string("a")}},
+        ValidFilterCase{"attributes.start_time > 1000", {"r.start_time > ?"}, {int64_t{1000}}},
+        ValidFilterCase{"created <= 5", {"r.start_time <= ?"}, {int64_t{5}}},
+        ValidFilterCase{"Created = 1e3", {"r.start_time = ?"}, {int64_t{1000}}},
+        ValidFilterCase{"end_time > 1.5", {"r.end_time > ?"}, {int64_t{1}}},
+        ValidFilterCase{"end_time <= 1.5", {"r.end_time < ?"}, {int64_t{2}}},
+        ValidFilterCase{"end_time = 1.5", {"1 = 0"}, {}},
+        ValidFilterCase{"datasets.name = 'train'", {"EXISTS (SELECT 1 FROM inputs"},
+                        {std::string("train")}},
+        ValidFilterCase{"dataset.digest IN ('a','b')", {"EXISTS"}, {std::string("b")}},
+        ValidFilterCase{"datasets.context = 'eval'", {"input_tags"}, {std::string("eval")}},
+        ValidFilterCase{"metrics.a > 1 and params.b = 'c' AND tags.d LIKE '%'",
+                        {"JOIN latest_metrics", "JOIN params", "JOIN tags"}, {}},
+        ValidFilterCase{"  ", {}, {}},
+        ValidFilterCase{"", {}, {}}));
+
+struct InvalidFilterCase {
+  std::string filter;
+  std::string message;
+};
+
+void PrintTo(const InvalidFilterCase& c, std::ostream* os) { *os << c.filter; }
+
+class InvalidRunFilterTest : public ::testing::TestWithParam<InvalidFilterCase> {};
+
+TEST_P(InvalidRunFilterTest, IsInvalidArgumentNamingTheProblem) {
+  const InvalidFilterCase& c = GetParam();
+  Result<SqlStatement> statement = BuildRunSearchSql(RunSpec(c.filter), kSqlite);
+  ASSERT_FALSE(statement.ok()) << c.filter << " compiled to " << statement->sql;
+  EXPECT_EQ(statement.status().code(), StatusCode::kInvalidArgument);
+  EXPECT_NE(statement.status().message().find(c.message), std::string::npos)
+      << c.filter << ": " << statement.status().message();
+}
+
+INSTANTIATE_TEST_SUITE_P(
+    Filters, InvalidRunFilterTest,
+    ::testing::Values(
+        InvalidFilterCase{"params.x ~ 'a'",
+                          "Invalid comparator '~' not one of '{'LIKE', '=', '!=', 'ILIKE'}'"},
+        InvalidFilterCase{"metrics.x LIKE 1", "Invalid comparator 'LIKE' not one of"},
+        InvalidFilterCase{"tags.x > 'a'", "Invalid comparator '>'"},
+        InvalidFilterCase{"params.x IN ('a')", "Invalid comparator 'IN'"},
+        InvalidFilterCase{"start_time LIKE 1", "Invalid comparator 'LIKE'"},
+        InvalidFilterCase{"attributes.foo = 'x'", "Invalid attribute key 'foo' specified. Valid keys"},
+        InvalidFilterCase{"lifecycle_stage = 'active'", "Invalid attribute key 'lifecycle_stage'"},
+        InvalidFilterCase{"foo.bar = 'x'", "Invalid entity type 'foo'"},
+        InvalidFilterCase{"metrics.x > 'a'", "Expected numeric value type for metric. Found 'a'"},
+        InvalidFilterCase{"start_time > 'a'", "Expected numeric value type for numeric attribute"},
+        InvalidFilterCase{"params.x = 1", "Expected a quoted string value for parameter"},
+        InvalidFilterCase{"params.x = abc", "Parameter value is either not quoted"},
+        InvalidFilterCase{"status = 1", "Expected a quoted string value for attributes"},
+        InvalidFilterCase{"status IN ('a')", "Only the 'run_id' attribute supports"},
+        InvalidFilterCase{"run_id IN 'a'", "needs a list"},
+        InvalidFilterCase{"run_id = ('a')", "can only be compared with IN"},
+        InvalidFilterCase{"run_id IN ()", "empty list"},
+        InvalidFilterCase{"run_id IN ('a', 1)", "expected a quoted string"},
+        InvalidFilterCase{"run_id IN ('a'", "expected ',' or ')'"},
+        InvalidFilterCase{"datasets.foo = 'a'", "Invalid dataset key 'foo'"},
+        InvalidFilterCase{"metrics.a > 1 OR metrics.b > 1", "OR is not supported"},
+        InvalidFilterCase{"metrics.a > 1 metrics.b > 1", "expected AND"},
+        InvalidFilterCase{"metrics.a > 1 AND", "expected a clause after AND"},
+        InvalidFilterCase{"(metrics.a > 1)", "expected an identifier"},
+        InvalidFilterCase{"metrics.a >", "expected a value"},
+        InvalidFilterCase{"metrics.a", "expected a comparator"},
+        InvalidFilterCase{"metrics. > 1", "expected a key after 'metrics.'"},
+        InvalidFilterCase{"params.a = 'unterminated", "unterminated quoted text"},
+        InvalidFilterCase{"metrics.a > 1.2.3", "malformed number"},
+        InvalidFilterCase{"metrics.a > 12abc", "malformed number"},
+        InvalidFilterCase{"metrics.a > 1; DROP TABLE runs", "expected AND"},
+        InvalidFilterCase{"params.a NOT LIKE 'x'", "expected IN after NOT"},
+        InvalidFilterCase{"params.a == 'x'", "Invalid comparator '=='"}));
+
+TEST(RunSearchSqlTest, QuotesInValuesStayInsideTheBoundParameter) {
+  Result<SqlStatement> statement =
+      BuildRunSearchSql(RunSpec("params.x = 'a'' OR 1=1 --'"), kSqlite);
+  ASSERT_TRUE(statement.ok()) << statement.status().ToString();
+  EXPECT_TRUE(HasParam(*statement, std::string("a' OR 1=1 --")));
+  EXPECT_EQ(statement->sql.find("1=1"), std::string::npos) << statement->sql;
+  EXPECT_EQ(statement->sql.find("--"), std::string::npos) << statement->sql;
+
+  statement = BuildRunSearchSql(RunSpec(R"(tags."x"" OR 1=1" = "y\"z")"), kSqlite);
+  ASSERT_TRUE(statement.ok()) << statement.status().ToString();
+  EXPECT_TRUE(HasParam(*statement, std::string("x\" OR 1=1")));
+  EXPECT_TRUE(HasParam(*statement, std::string("y\"z")));
+  EXPECT_EQ(statement->sql.find("1=1"), std::string::npos) << statement->sql;
+}
+
+TEST(RunSearchSqlTest, KeysWithSqlTextAreBoundNotInterpolated) {
+  Result<SqlStatement> statement = BuildRunSearchSql(
+      RunSpec("metrics.`a'; DROP TABLE runs; --` > 1", {"params.`x) OR (1=1` DESC"}), kSqlite);
+  ASSERT_TRUE(statement.ok()) << statement.status().ToString();
+  EXPECT_EQ(statement->sql.find("DROP"), std::string::npos) << statement->sql;
+  EXPECT_EQ(statement->sql.find("1=1"), std::string::npos) << statement->sql;
+  EXPECT_TRUE(HasParam(*statement, std::string("a'; DROP TABLE runs; --")));
+  EXPECT_TRUE(HasParam(*statement, std::string("x) OR (1=1")));
+}
+
+TEST(RunSearchSqlTest, SelectsOneExtraRowAndBindsOffsetLast) {
+  RunSearchSpec spec = RunSpec("");
+  spec.experiment_ids = {3, 4};
+  spec.max_results = 10;
+  spec.offset = 20;
+  Result<SqlStatement> statement = BuildRunSearchSql(spec, kSqlite);
+  ASSERT_TRUE(statement.ok());
+  EXPECT_NE(statement->sql.find("r.experiment_id IN (?, ?)"), std::string::npos);
+  EXPECT_NE(statement->sql.find("r.lifecycle_stage = 'active'"), std::string::npos);
+  ASSERT_GE(statement->params.size(), 4u);
+  EXPECT_EQ(statement->params[statement->params.size() - 2], store::Value(int64_t{11}));
+  EXPECT_EQ(statement->params.back(), store::Value(int64_t{20}));
+  EXPECT_NE(statement->sql.find("ORDER BY r.start_time DESC, r.run_uuid ASC LIMIT ? OFFSET ?"),
+            std::string::npos)
+      << statement->sql;
+}
+
+TEST(RunSearchSqlTest, OrderByMetricReusesTheFilterJoin) {
+  Result<SqlStatement> statement =
+      BuildRunSearchSql(RunSpec("metrics.auc > 0.9", {"metrics.auc DESC"}), kSqlite);
+  ASSERT_TRUE(statement.ok());
+  EXPECT_EQ(statement->sql.find("LEFT JOIN"), std::string::npos) << statement->sql;
+  // The filter guarantees a non-NaN value, so the order follows latest_metrics(key, value).
+  EXPECT_NE(statement->sql.find("ORDER BY f0.value DESC, r.start_time DESC"), std::string::npos)
+      << statement->sql;
+  statement = BuildRunSearchSql(RunSpec("", {"metrics.auc DESC"}), kSqlite);
+  ASSERT_TRUE(statement.ok());
+  EXPECT_NE(statement->sql.find("LEFT JOIN latest_metrics"), std::string::npos);
+}
+
+TEST(RunSearchSqlTest, ManyClausesFallBackToExistsSubqueries) {
+  std::string filter;
+  for (int i = 0; i < 60; ++i) {
+    if (i > 0) filter += " AND ";
+    filter += "params.p" + std::to_string(i) + " = 'v'";
+  }
+  Result<SqlStatement> statement = BuildRunSearchSql(RunSpec(filter), kSqlite);
+  ASSERT_TRUE(statement.ok()) << statement.status().ToString();
+  EXPECT_NE(statement->sql.find("EXISTS (SELECT 1 FROM params"), std::string::npos);
+  EXPECT_EQ(CountPlaceholders(statement->sql), statement->params.size());
+}
+
+TEST(RunSearchSqlTest, RejectsTooManyClauses) {
+  std::string filter = "metrics.a > 1";
+  for (size_t i = 0; i < filter::kMaxClauses; ++i) filter += " AND metrics.a > 1";
+  Result<SqlStatement> statement = BuildRunSearchSql(RunSpec(filter), kSqlite);
+  ASSERT_FALSE(statement.ok());
+  EXPECT_NE(statement.status().message().find("at most"), std::string::npos);
+}
+
+struct OrderByCase {
+  std::string order_by;
+  bool ok;
+  std::string expected;  // SQL fragment if ok, message fragment otherwise
+};
+
+void PrintTo(const OrderByCase& c, std::ostream* os) { *os << c.order_by; }
+
+class RunOrderByTest : public ::testing::TestWithParam<OrderByCase> {};
+
+TEST_P(RunOrderByTest, ParsesOrRejects) {
+  const OrderByCase& c = GetParam();
+  Result<SqlStatement> statement = BuildRunSearchSql(RunSpec("", {c.order_by}), kSqlite);
+  if (c.ok) {
+    ASSERT_TRUE(statement.ok()) << c.order_by << ": " << statement.status().ToString();
+    EXPECT_NE(statement->sql.find(c.expected), std::string::npos) << statement->sql;
+  } else {
+    ASSERT_FALSE(statement.ok()) << c.order_by;
+    EXPECT_EQ(statement.status().code(), StatusCode::kInvalidArgument);
+    EXPECT_NE(statement.status().message().find(c.expected), std::string::npos)
+        << statement.status().message();
+  }
+}
+
+INSTANTIATE_TEST_SUITE_P(
+    OrderBy, RunOrderByTest,
+    ::testing::Values(OrderByCase{"metrics.auc DESC", true, ".value DESC"},
+                      OrderByCase{"metrics.auc", true, ".value ASC"},
+                      OrderByCase{"metrics.`f1 score` asc", true, ".value ASC"},
+                      OrderByCase{"params.model desc", true, "LEFT JOIN params"},
+                      OrderByCase{"tags.\"a b\"", true, "LEFT JOIN tags"},
+                      OrderByCase{"start_time ASC", true, "r.start_time ASC"},
+                      OrderByCase{"attributes.end_time DESC", true,
+                                  "CASE WHEN r.end_time IS NULL THEN 1 ELSE 0 END, "
+                                  "r.end_time DESC"},
+                      OrderByCase{"run_name", true, "r.name ASC"},
+                      OrderByCase{"created DESC", true, "r.start_time DESC"},
+                      OrderByCase{"experiment_id", true, "r.experiment_id ASC"},
+                      OrderByCase{"metrics.auc SIDEWAYS", false, "expected ASC or DESC"},
+                      OrderByCase{"metrics.auc DESC DESC", false, "unexpected text"},
+                      OrderByCase{"", false, "Invalid order_by clause"},
+                      OrderByCase{"foo", false, "Invalid attribute key 'foo'"},
+                      OrderByCase{"datasets.name", false, "Invalid order_by entity type"}));
+
+TEST(ExperimentSearchSqlTest, FiltersAndDefaultOrder) {
+  ExperimentSearchSpec spec;
+  spec.filter = "name LIKE 'exp%' AND creation_time > 5 AND tags.team = 'ml'";
+  Result<SqlStatement> statement = BuildExperimentSearchSql(spec, kPostgres);
+  ASSERT_TRUE(statement.ok()) << statement.status().ToString();
+  EXPECT_NE(statement->sql.find("JOIN experiment_tags"), std::string::npos);
+  EXPECT_NE(statement->sql.find("e.name LIKE ?"), std::string::npos);
+  EXPECT_NE(statement->sql.find("e.lifecycle_stage = 'active'"), std::string::npos);
+  EXPECT_NE(statement->sql.find("e.creation_time DESC, e.experiment_id ASC"), std::string::npos)
+      << statement->sql;
+  EXPECT_EQ(CountPlaceholders(statement->sql), statement->params.size());
+}
+
+TEST(ExperimentSearchSqlTest, RejectsRunOnlyIdentifiers) {
+  for (const char* filter : {"metrics.a > 1", "params.a = 'b'", "attributes.name = 'a'",
+                             "status = 'x'", "name > 1", "name IN ('a')"}) {
+    ExperimentSearchSpec spec;
+    spec.filter = filter;
+    Result<SqlStatement> statement = BuildExperimentSearchSql(spec, kSqlite);
+    EXPECT_FALSE(statement.ok()) << filter;
+  }
+  ExperimentSearchSpec spec;
+  spec.order_by = {"tags.a"};
+  EXPECT_FALSE(BuildExperimentSearchSql(spec, kSqlite).ok());
+}
+
+TEST(ExperimentSearchSqlTest, TieBreakIsExperimentIdDescending) {
+  ExperimentSearchSpec spec;
+  spec.order_by = {"name"};
+  Result<SqlStatement> statement = BuildExperimentSearchSql(spec, kSqlite);
+  ASSERT_TRUE(statement.ok());
+  EXPECT_NE(statement->sql.find("ORDER BY e.name ASC, e.experiment_id DESC"), std::string::npos)
+      << statement->sql;
+}
+
+TEST(RegisteredModelSearchSqlTest, FiltersOrdersAndRejects) {
+  RegisteredModelSearchSpec spec;
+  spec.filter = "name ILIKE '%fraud%' AND tags.owner = 'x'";
+  spec.order_by = {"last_updated_timestamp DESC"};
+  Result<SqlStatement> statement = BuildRegisteredModelSearchSql(spec, kPostgres);
+  ASSERT_TRUE(statement.ok()) << statement.status().ToString();
+  EXPECT_NE(statement->sql.find("m.name ILIKE ?"), std::string::npos) << statement->sql;
+  EXPECT_NE(statement->sql.find("m.last_updated_time DESC, m.name ASC"), std::string::npos)
+      << statement->sql;
+
+  spec = {};
+  Result<SqlStatement> defaults = BuildRegisteredModelSearchSql(spec, kSqlite);
+  ASSERT_TRUE(defaults.ok());
+  EXPECT_NE(defaults->sql.find("ORDER BY m.name ASC LIMIT"), std::string::npos) << defaults->sql;
+
+  for (const char* filter : {"run_id = 'a'", "name IN ('a')", "tags.a > 'b'", "version_number = 1",
+                             "name = 5"}) {
+    spec.filter = filter;
+    EXPECT_FALSE(BuildRegisteredModelSearchSql(spec, kSqlite).ok()) << filter;
+  }
+  spec = {};
+  spec.order_by = {"version_number"};
+  Result<SqlStatement> bad = BuildRegisteredModelSearchSql(spec, kSqlite);
+  ASSERT_FALSE(bad.ok());
+  EXPECT_NE(bad.status().message().find("Invalid attribute key 'version_number'"),
+            std::string::npos);
+}
+
+TEST(ModelVersionSearchSqlTest, FiltersOrdersAndRejects) {
+  ModelVersionSearchSpec spec;
+  spec.filter =
+      "name = 'm' AND run_id IN ('r1', 'r2') AND version_number >= 2 AND source_path LIKE 's3%' "
+      "AND tags.stage = 'x'";
+  Result<SqlStatement> statement = BuildModelVersionSearchSql(spec, kSqlite);
+  ASSERT_TRUE(statement.ok()) << statement.status().ToString();
+  EXPECT_NE(statement->sql.find("SELECT v.name, v.version FROM model_versions v"),
+            std::string::npos);
+  EXPECT_NE(statement->sql.find("v.run_id IN (?, ?)"), std::string::npos);
+  EXPECT_NE(statement->sql.find("v.version >= ?"), std::string::npos);
+  EXPECT_NE(statement->sql.find("v.source LIKE ?"), std::string::npos);
+  EXPECT_NE(statement->sql.find("JOIN model_version_tags"), std::string::npos);
+  EXPECT_NE(statement->sql.find("v.last_updated_time DESC, v.name ASC, v.version DESC"),
+            std::string::npos)
+      << statement->sql;
+  EXPECT_EQ(CountPlaceholders(statement->sql), statement->params.size());
+
+  for (const char* filter : {"run_id NOT IN ('a')", "name IN ('a')", "version_number = 'a'",
+                             "version_number LIKE 1", "metrics.a > 1", "current_stage = 'x'"}) {
+    spec.filter = filter;
+    EXPECT_FALSE(BuildModelVersionSearchSql(spec, kSqlite).ok()) << filter;
+  }
+}
+
+TEST(PageTokenTest, EncodesExactlyLikeMlflow) {
+  EXPECT_EQ(EncodePageToken(2), "eyJvZmZzZXQiOiAyfQ==");
+  Result<int64_t> offset = DecodePageToken("eyJvZmZzZXQiOiAyfQ==");
+  ASSERT_TRUE(offset.ok());
+  EXPECT_EQ(*offset, 2);
+  for (int64_t n : {int64_t{0}, int64_t{1}, int64_t{999}, int64_t{123456789012}}) {
+    Result<int64_t> round = DecodePageToken(EncodePageToken(n));
+    ASSERT_TRUE(round.ok()) << n;
+    EXPECT_EQ(*round, n);
+  }
+  Result<int64_t> empty = DecodePageToken("");
+  ASSERT_TRUE(empty.ok());
+  EXPECT_EQ(*empty, 0);
+}
+
+TEST(PageTokenTest, RejectsGarbage) {
+  Result<int64_t> bad = DecodePageToken("not base64!");
+  ASSERT_FALSE(bad.ok());
+  EXPECT_EQ(bad.status().code(), StatusCode::kInvalidArgument);
+  EXPECT_NE(bad.status().message().find("could not base64-decode"), std::string::npos);
+  for (std::string json : {"{\"offset\": -5}", "{\"offset\": \"x\"}", "{\"other\": 1}", "[1]",
+                           "hello", "{\"offset\": 1.5}"}) {
+    Result<int64_t> token = DecodePageToken(Base64Encode(json));
+    ASSERT_FALSE(token.ok()) << json;
+    EXPECT_EQ(token.status().code(), StatusCode::kInvalidArgument) << json;
+  }
+  Result<int64_t> as_string = DecodePageToken(Base64Encode("{\"offset\": \"7\"}"));
+  ASSERT_TRUE(as_string.ok());
+  EXPECT_EQ(*as_string, 7);
+}
+
+TEST(ViewTypeTest, ParsesNamesAndNumbers) {
+  EXPECT_EQ(*ParseViewType(""), ViewType::kActiveOnly);
+  EXPECT_EQ(*ParseViewType("ACTIVE_ONLY"), ViewType::kActiveOnly);
+  EXPECT_EQ(*ParseViewType("DELETED_ONLY"), ViewType::kDeletedOnly);
+  EXPECT_EQ(*ParseViewType("ALL"), ViewType::kAll);
+  EXPECT_EQ(*ParseViewType("1"), ViewType::kActiveOnly);
+  EXPECT_EQ(*ParseViewType("2"), ViewType::kDeletedOnly);
+  EXPECT_EQ(*ParseViewType("3"), ViewType::kAll);
+  Result<ViewType> bad = ParseViewType("SOME");
+  ASSERT_FALSE(bad.ok());
+  EXPECT_NE(bad.status().message().find("SOME"), std::string::npos);
+}
+
+TEST(SearchFilterParserTest, SplitsIdentifiersAtTheFirstDotAndUnescapesQuotes) {
+  Result<std::vector<filter::Clause>> clauses =
+      filter::ParseFilter("tags.mlflow.user = 'it''s' AND `metrics`.\"a.b\" <= -2.5E+2");
+  ASSERT_TRUE(clauses.ok()) << clauses.status().ToString();
+  ASSERT_EQ(clauses->size(), 2u);
+  EXPECT_EQ(*(*clauses)[0].identifier.entity, "tags");
+  EXPECT_EQ((*clauses)[0].identifier.key, "mlflow.user");
+  EXPECT_EQ((*clauses)[0].value.string, "it's");
+  EXPECT_EQ(*(*clauses)[1].identifier.entity, "metrics");
+  EXPECT_EQ((*clauses)[1].identifier.key, "a.b");
+  EXPECT_EQ((*clauses)[1].comparator, "<=");
+  EXPECT_DOUBLE_EQ((*clauses)[1].value.number, -250.0);
+  EXPECT_FALSE((*clauses)[1].value.integer.has_value());
+}
+
+// ---------------------------------------------------------------------------------------------
+// Execution against real databases.
+
+class SearchExecutionTest : public ::testing::TestWithParam<Backend> {
+ protected:
+  void SetUp() override {
+    ASSERT_TRUE(db()->Write([&](store::Transaction& tx) -> Status {
+      KILN_RETURN_IF_ERROR(
+          tx.Exec("INSERT INTO experiments (experiment_id, name, lifecycle_stage, creation_time, "
+                  "last_update_time) VALUES (?, ?, ?, ?, ?)",
+                  {int64_t{1}, std::string("first"), std::string("active"), int64_t{100},
+                   int64_t{100}})
+              .status());
+      KILN_RETURN_IF_ERROR(
+          tx.Exec("INSERT INTO experiments (experiment_id, name, lifecycle_stage, creation_time, "
+                  "last_update_time) VALUES (?, ?, ?, ?, ?)",
+                  {int64_t{2}, std::string("Second"), std::string("active"), int64_t{200},
+                   int64_t{200}})
+              .status());
+      KILN_RETURN_IF_ERROR(
+          tx.Exec("INSERT INTO experiments (experiment_id, name, lifecycle_stage, creation_time, "
+                  "last_update_time) VALUES (?, ?, ?, ?, ?)",
+                  {int64_t{3}, std::string("gone"), std::string("deleted"), int64_t{300},
+                   int64_t{300}})
+              .status());
+      KILN_RETURN_IF_ERROR(tx.Exec("INSERT INTO experiment_tags VALUES (2, 'team', 'ml')").status());
+      // run, name, experiment, user, status, start, end, lifecycle
+      struct Run {
+        const char* id;
+        const char* name;
+        int64_t experiment;
+        const char* user;
+        const char* status;
+        int64_t start;
+        const char* lifecycle;
+      };
+      const Run runs[] = {
+          {"a1", "Alpha", 1, "ann", "FINISHED", 500, "active"},
+          {"b2", "beta", 1, "bob", "RUNNING", 400, "active"},
+          {"c3", "gamma", 1, "ann", "FAILED", 400, "active"},
+          {"d4", "delta", 1, "bob", "FINISHED", 300, "active"},
+          {"e5", "eps", 1, "ann", "FINISHED", 200, "deleted"},
+          {"f6", "phi", 2, "cy", "FINISHED", 600, "active"},
+      };
+      for (const Run& r : runs) {
+        KILN_RETURN_IF_ERROR(
+            tx.Exec("INSERT INTO runs (run_uuid, name, experiment_id, user_id, status, "
+                    "start_time, end_time, lifecycle_stage, artifact_uri) "
+                    "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                    {std::string(r.id), std::string(r.name), r.experiment, std::string(r.user),
+                     std::string(r.status), r.start,
+                     r.start == 400 ? store::Null() : store::Value(r.start + 50),
+                     std::string(r.lifecycle), std::string("s3://bucket/") + r.id})
+                .status());
+      }
+      // latest_metrics: auc for a1 0.95, b2 0.5, c3 NaN, d4 0.99, e5 0.97, f6 0.91; none else.
+      struct Metric {
+        const char* run;
+        double value;
+        bool nan;
+      };
+      const Metric metrics[] = {{"a1", 0.95, false}, {"b2", 0.5, false}, {"c3", 0, true},
+                                {"d4", 0.99, false}, {"e5", 0.97, false}, {"f6", 0.91, false}};
+      for (const Metric& m : metrics) {
+        KILN_RETURN_IF_ERROR(
+            tx.Exec("INSERT INTO latest_metrics (run_uuid, key, value, is_nan, timestamp, step) "
+                    "VALUES (?, 'auc', ?, ?, 1, 0)",
+                    {std::string(m.run), m.value, int64_t{m.nan ? 1 : 0}})
+                .status());
+      }
+      const char* params[][3] = {{"a1", "model", "xgb"},  {"b2", "model", "XGB"},
+                                 {"c3", "model", "lgbm"}, {"d4", "model", "xgb"},
+                                 {"e5", "model", "xgb"},  {"a1", "lr", "0.1"}};
+      for (const auto& p : params) {
+        KILN_RETURN_IF_ERROR(tx.Exec("INSERT INTO params VALUES (?, ?, ?)",
+                                     {std::string(p[0]), std::string(p[1]), std::string(p[2])})
+                                 .status());
+      }
+      KILN_RETURN_IF_ERROR(
+          tx.Exec("INSERT INTO tags VALUES ('a1', 'team', 'Vision'), ('b2', 'team', 'vision'), "
+                  "('c3', 'note', 'it''s'), ('d4', 'user name', 'x')")
+              .status());
+      KILN_RETURN_IF_ERROR(
+          tx.Exec("INSERT INTO datasets VALUES ('ds1', 1, 'train', 'abc', 'local', 's', '', '')")
+              .status());
+      KILN_RETURN_IF_ERROR(
+          tx.Exec("INSERT INTO inputs VALUES ('in1', 'DATASET', 'ds1', 'RUN', 'b2')").status());
+      KILN_RETURN_IF_ERROR(
+          tx.Exec("INSERT INTO input_tags VALUES ('in1', 'mlflow.data.context', 'training')")
+              .status());
+      return Status::Ok();
+    }).ok());
+  }
+
+  store::Database* db() { return database_.db(); }
+
+  std::vector<std::string> Keys(const Result<SqlStatement>& statement, size_t columns = 1) {
+    EXPECT_TRUE(statement.ok()) << statement.status().ToString();
+    std::vector<std::string> keys;
+    if (!statement.ok()) return keys;
+    Status status = db()->Read([&](store::Transaction& tx) -> Status {
+      KILN_ASSIGN_OR_RETURN(store::Rows rows, tx.Query(statement->sql, statement->params));
+      for (size_t i = 0; i < rows.size(); ++i) {
+        std::string key;
+        for (size_t c = 0; c < columns; ++c) {
+          if (c > 0) key += "/";
+          key += rows.IsNull(i, c) ? "NULL"
+                 : std::holds_alternative<int64_t>(rows.at(i, c))
+                     ? std::to_string(rows.Int(i, c))
+                     : rows.Text(i, c);
+        }
+        keys.push_back(key);
+      }
+      return Status::Ok();
+    });
+    EXPECT_TRUE(status.ok()) << status.ToString() << "\n" << statement->sql;
+    return keys;
+  }
+
+  std::vector<std::string> Runs(const std::string& filter, std::vector<std::string> order_by = {},
+                                ViewType view = ViewType::kActiveOnly, int64_t max = 1000,
+                                int64_t offset = 0) {
+    RunSearchSpec spec = RunSpec(filter, std::move(order_by));
+    spec.view_type = view;
+    spec.max_results = max;
+    spec.offset = offset;
+    return Keys(BuildRunSearchSql(spec, db()->dialect()));
+  }
+
+  kiln::testing::TestDatabase database_{GetParam()};
+};
+
+using Ids = std::vector<std::string>;
+
+TEST_P(SearchExecutionTest, DefaultOrderIsStartTimeDescThenRunId) {
+  EXPECT_EQ(Runs(""), (Ids{"a1", "b2", "c3", "d4"}));
+}
+
+TEST_P(SearchExecutionTest, MetricFilterSkipsNaNAndMissing) {
+  EXPECT_EQ(Runs("metrics.auc > 0.9"), (Ids{"a1", "d4"}));
+  EXPECT_EQ(Runs("metrics.auc <= 0.5"), (Ids{"b2"}));
+  EXPECT_EQ(Runs("metrics.auc != 0.5"), (Ids{"a1", "c3", "d4"}));
+  EXPECT_EQ(Runs("metrics.missing > -1e308"), Ids{});
+}
+
+TEST_P(SearchExecutionTest, OrderByMetricPutsNaNThenMissingLastInBothDirections) {
+  // f6 is in another experiment; e5 is deleted.
+  EXPECT_EQ(Runs("", {"metrics.auc DESC"}), (Ids{"d4", "a1", "b2", "c3"}));
+  EXPECT_EQ(Runs("", {"metrics.auc ASC"}), (Ids{"b2", "a1", "d4", "c3"}));
+  EXPECT_EQ(Runs("", {"metrics.nothing DESC"}), (Ids{"a1", "b2", "c3", "d4"}));
+}
+
+TEST_P(SearchExecutionTest, OrderByParamKeepsRunsWithoutItLast) {
+  EXPECT_EQ(Runs("", {"params.lr DESC"}), (Ids{"a1", "b2", "c3", "d4"}));
+  EXPECT_EQ(Runs("", {"params.model ASC"}), (Ids{"b2", "c3", "a1", "d4"}));
+  EXPECT_EQ(Runs("", {"params.model DESC"}), (Ids{"a1", "d4", "c3", "b2"}));
+}
+
+TEST_P(SearchExecutionTest, OrderByAttributeWithTieBreak) {
+  // b2 and c3 share start_time 400 and have no end_time; ties fall to start_time DESC, run_id.
+  EXPECT_EQ(Runs("", {"end_time ASC"}), (Ids{"d4", "a1", "b2", "c3"}));
+  EXPECT_EQ(Runs("", {"end_time DESC"}), (Ids{"a1", "d4", "b2", "c3"}));
+  EXPECT_EQ(Runs("", {"user_id DESC", "start_time ASC"}), (Ids{"d4", "b2", "c3", "a1"}));
+}
+
+TEST_P(SearchExecutionTest, CombinedFilterAndOrder) {
+  EXPECT_EQ(Runs("metrics.auc > 0.9 AND params.model = 'xgb'", {"metrics.auc DESC"}),
+            (Ids{"d4", "a1"}));
+}
+
+TEST_P(SearchExecutionTest, ClausesBeyondTheJoinLimitStillFilter) {
+  // 40 clauses: the first 30 become joins, the rest EXISTS subqueries.
+  std::string filter = "params.model = 'xgb'";
+  for (int i = 0; i < 39; ++i) filter += " AND metrics.auc > " + std::to_string(0.1 + i * 0.02);
+  EXPECT_EQ(Runs(filter, {"metrics.auc ASC"}), (Ids{"a1", "d4"}));
+}
+
+TEST_P(SearchExecutionTest, LikeIsCaseSensitiveAndILikeIsNot) {
+  EXPECT_EQ(Runs("params.model LIKE 'xg%'"), (Ids{"a1", "d4"}));
+  EXPECT_EQ(Runs("params.model ILIKE 'xg%'"), (Ids{"a1", "b2", "d4"}));
+  EXPECT_EQ(Runs("tags.team LIKE 'v%'"), (Ids{"b2"}));
+  EXPECT_EQ(Runs("tags.team ILIKE 'V_SION'"), (Ids{"a1", "b2"}));
+  EXPECT_EQ(Runs("run_name LIKE 'a%'"), Ids{});
+  EXPECT_EQ(Runs("attributes.run_name ILIKE 'a%'"), (Ids{"a1"}));
+  EXPECT_EQ(Runs("params.model = 'XGB'"), (Ids{"b2"}));
+}
+
+TEST_P(SearchExecutionTest, NotEqualNeedsTheKey) {
+  EXPECT_EQ(Runs("params.model != 'xgb'"), (Ids{"b2", "c3"}));
+  EXPECT_EQ(Runs("params.lr != '0.2'"), (Ids{"a1"}));
+}
+
+TEST_P(SearchExecutionTest, InListsAndAttributes) {
+  EXPECT_EQ(Runs("run_id IN ('d4', 'a1', 'zz')"), (Ids{"a1", "d4"}));
+  EXPECT_EQ(Runs("attributes.run_id NOT IN ('a1', 'b2')"), (Ids{"c3", "d4"}));
+  EXPECT_EQ(Runs("status = 'FINISHED' AND user_id = 'bob'"), (Ids{"d4"}));
+  EXPECT_EQ(Runs("start_time >= 400"), (Ids{"a1", "b2", "c3"}));
+  EXPECT_EQ(Runs("created < 400.5"), (Ids{"b2", "c3", "d4"}));
+  EXPECT_EQ(Runs("end_time > 0"), (Ids{"a1", "d4"}));
+  EXPECT_EQ(Runs("artifact_uri LIKE '%/c3'"), (Ids{"c3"}));
+}
+
+TEST_P(SearchExecutionTest, QuotedKeysAndValues) {
+  EXPECT_EQ(Runs("tags.`user name` = 'x'"), (Ids{"d4"}));
+  EXPECT_EQ(Runs("tags.\"user name\" = \"x\""), (Ids{"d4"}));
+  EXPECT_EQ(Runs("tags.note = 'it''s'"), (Ids{"c3"}));
+}
+
+TEST_P(SearchExecutionTest, InjectionAttemptsAreJustValues) {
+  EXPECT_EQ(Runs("params.model = 'a'' OR 1=1 --'"), Ids{});
+  EXPECT_EQ(Runs("tags.`x' OR '1'='1` = 'y'"), Ids{});
+  EXPECT_EQ(Runs(""), (Ids{"a1", "b2", "c3", "d4"}));  // still all there
+}
+
+TEST_P(SearchExecutionTest, ViewTypes) {
+  EXPECT_EQ(Runs("", {}, ViewType::kDeletedOnly), (Ids{"e5"}));
+  EXPECT_EQ(Runs("", {}, ViewType::kAll), (Ids{"a1", "b2", "c3", "d4", "e5"}));
+}
+
+TEST_P(SearchExecutionTest, PagingSelectsOneExtraRow) {
+  EXPECT_EQ(Runs("", {}, ViewType::kActiveOnly, 2, 0), (Ids{"a1", "b2", "c3"}));
+  EXPECT_EQ(Runs("", {}, ViewType::kActiveOnly, 2, 2), (Ids{"c3", "d4"}));
+  EXPECT_EQ(Runs("", {}, ViewType::kActiveOnly, 2, 4), Ids{});
+}
+
+TEST_P(SearchExecutionTest, SeveralExperiments) {
+  RunSearchSpec spec = RunSpec("", {"metrics.auc DESC"});
+  spec.experiment_ids = {1, 2};
+  EXPECT_EQ(Keys(BuildRunSearchSql(spec, db()->dialect())), (Ids{"d4", "a1", "f6", "b2", "c3"}));
+  spec.experiment_ids = {};
+  EXPECT_EQ(Keys(BuildRunSearchSql(spec, db()->dialect())), Ids{});
+}
+
+TEST_P(SearchExecutionTest, Datasets) {
+  EXPECT_EQ(Runs("datasets.name = 'train'"), (Ids{"b2"}));
+  EXPECT_EQ(Runs("datasets.digest IN ('abc')"), (Ids{"b2"}));
+  EXPECT_EQ(Runs("datasets.context = 'training'"), (Ids{"b2"}));
+  EXPECT_EQ(Runs("datasets.name = 'eval'"), Ids{});
+}
+
+TEST_P(SearchExecutionTest, Experiments) {
+  ExperimentSearchSpec spec;
+  EXPECT_EQ(Keys(BuildExperimentSearchSql(spec, db()->dialect())), (Ids{"2", "1"}));
+  spec.view_type = ViewType::kAll;
+  spec.order_by = {"name ASC"};
+  // Byte order: "Second" < "first" < "gone" (the test PostgreSQL uses the C.UTF-8 collation).
+  EXPECT_EQ(Keys(BuildExperimentSearchSql(spec, db()->dialect())), (Ids{"2", "1", "3"}));
+  spec.filter = "name ILIKE 's%'";
+  EXPECT_EQ(Keys(BuildExperimentSearchSql(spec, db()->dialect())), (Ids{"2"}));
+  spec.filter = "tags.team = 'ml' AND creation_time > 150";
+  EXPECT_EQ(Keys(BuildExperimentSearchSql(spec, db()->dialect())), (Ids{"2"}));
+  spec = {};
+  spec.view_type = ViewType::kDeletedOnly;
+  EXPECT_EQ(Keys(BuildExperimentSearchSql(spec, db()->dialect())), (Ids{"3"}));
+}
+
+TEST_P(SearchExecutionTest, RegisteredModelsAndVersions) {
+  ASSERT_TRUE(db()->Write([&](store::Transaction& tx) -> Status {
+    KILN_RETURN_IF_ERROR(
+        tx.Exec("INSERT INTO registered_models (name, creation_time, last_updated_time) VALUES "
+                "('fraud', 1, 30), ('Churn', 2, 20), ('fraud-v2', 3, 10)")
+            .status());
+    KILN_RETURN_IF_ERROR(
+        tx.Exec("INSERT INTO registered_model_tags VALUES ('Churn', 'owner', 'ann')").status());
+    KILN_RETURN_IF_ERROR(
+        tx.Exec("INSERT INTO model_versions (name, version, creation_time, last_updated_time, "
+                "source, run_id, current_stage) VALUES "
+                "('fraud', 1, 1, 5, 's3://a/1', 'a1', 'None'), "
+                "('fraud', 2, 2, 5, 's3://a/2', 'b2', 'Production'), "
+                "('fraud', 3, 3, 7, 's3://a/3', 'c3', 'Deleted_Internal'), "
+                "('Churn', 1, 4, 6, 'gs://b/1', 'a1', 'None')")
+            .status());
+    KILN_RETURN_IF_ERROR(
+        tx.Exec("INSERT INTO model_version_tags VALUES ('fraud', 2, 'validated', 'yes')").status());
+    return Status::Ok();
+  }).ok());
+
+  RegisteredModelSearchSpec models;
+  EXPECT_EQ(Keys(BuildRegisteredModelSearchSql(models, db()->dialect())),
+            (Ids{"Churn", "fraud", "fraud-v2"}));
+  models.filter = "name LIKE 'fraud%'";
+  models.order_by = {"last_updated_timestamp ASC"};
+  EXPECT_EQ(Keys(BuildRegisteredModelSearchSql(models, db()->dialect())),
+            (Ids{"fraud-v2", "fraud"}));
+  models.filter = "name ILIKE 'CHURN'";
+  EXPECT_EQ(Keys(BuildRegisteredModelSearchSql(models, db()->dialect())), (Ids{"Churn"}));
+  models.filter = "tags.owner = 'ann'";
+  EXPECT_EQ(Keys(BuildRegisteredModelSearchSql(models, db()->dialect())), (Ids{"Churn"}));
+  models = {};
+  models.max_results = 1;
+  models.offset = 1;
+  EXPECT_EQ(Keys(BuildRegisteredModelSearchSql(models, db()->dialect())),
+            (Ids{"fraud", "fraud-v2"}));
+
+  ModelVersionSearchSpec versions;
+  // Default: last_updated DESC, name ASC, version DESC; the Deleted_Internal version is hidden.
+  EXPECT_EQ(Keys(BuildModelVersionSearchSql(versions, db()->dialect()), 2),
+            (Ids{"Churn/1", "fraud/2", "fraud/1"}));
+  versions.filter = "run_id IN ('a1', 'c3')";
+  versions.order_by = {"version_number ASC"};
+  EXPECT_EQ(Keys(BuildModelVersionSearchSql(versions, db()->dialect()), 2),
+            (Ids{"Churn/1", "fraud/1"}));
+  versions.filter = "name = 'fraud' AND version_number > 1";
+  versions.order_by = {};
+  EXPECT_EQ(Keys(BuildModelVersionSearchSql(versions, db()->dialect()), 2), (Ids{"fraud/2"}));
+  versions.filter = "source_path LIKE 'gs://%'";
+  EXPECT_EQ(Keys(BuildModelVersionSearchSql(versions, db()->dialect()), 2), (Ids{"Churn/1"}));
+  versions.filter = "tags.validated = 'yes'";
+  EXPECT_EQ(Keys(BuildModelVersionSearchSql(versions, db()->dialect()), 2), (Ids{"fraud/2"}));
+}
+
+INSTANTIATE_TEST_SUITE_P(Backends, SearchExecutionTest,
+                         ::testing::ValuesIn(kiln::testing::AllBackends()),
+                         kiln::testing::BackendName);
+
+}  // namespace
+}  // namespace kiln::tracking
