@@ -81,7 +81,10 @@ TestDatabase::TestDatabase(store::Backend backend, store::Options options, bool 
     std::snprintf(suffix, sizeof(suffix), "%016llx",
                   static_cast<unsigned long long>(digits(random)));
     database_name_ = std::string("kiln_test_") + suffix;
-    Status created = AdminExec(admin_uri_, "CREATE DATABASE " + database_name_);
+    // FILE_COPY is several times faster than the default WAL_LOG strategy for a tiny template
+    // on the throwaway test cluster (which runs with fsync off).
+    Status created =
+        AdminExec(admin_uri_, "CREATE DATABASE " + database_name_ + " STRATEGY FILE_COPY");
     if (!created.ok()) FailSetup("creating test database: " + created.ToString());
     uri_ = WithDatabaseName(admin_uri_, database_name_);
   }

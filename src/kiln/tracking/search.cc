@@ -181,7 +181,9 @@ std::string SetText(const std::vector<std::string_view>& items) {
   std::string out = "{";
   for (size_t i = 0; i < items.size(); ++i) {
     if (i > 0) out += ", ";
-    out += "'" + std::string(items[i]) + "'";
+    out += '\'';
+    out += items[i];
+    out += '\'';
   }
   return out + "}";
 }
