@@ -62,7 +62,9 @@ if [ -n "$asan" ]; then
     ctest --test-dir "$asan" --output-on-failure -j "$jobs" --timeout 600
 fi
 if [ -f "$root/tests/cli/run.sh" ]; then
-  suite "CLI end-to-end (SQLite)" count_plain bash "$root/tests/cli/run.sh" "$build"
+  suite "CLI end-to-end (SQLite and a server URL)" count_plain bash "$root/tests/cli/run.sh" "$build"
+  suite "CLI end-to-end (PostgreSQL)" count_plain \
+    bash "$root/tests/cli/run.sh" "$build" "$root"/tests/cli/postgres/*.t
 fi
 
 # The third-party `mlflow` npm client against kiln server, on both backends.
