@@ -106,7 +106,11 @@ void ReplaceAll(std::string& text, std::string_view token, const std::string& va
 
 extern "C" int LLVMFuzzerInitialize(int* /*argc*/, char*** /*argv*/) {
   kiln::SetLogLevel(kiln::LogLevel::kOff);
-  char folder_template[] = "/tmp/kiln-mlflow-fuzz-XXXXXX";
+  // Every acknowledged write fsyncs; on a RAM-backed folder that costs nothing, so the fuzzer
+  // runs several times faster there.
+  char shm_template[] = "/dev/shm/kiln-mlflow-fuzz-XXXXXX";
+  char tmp_template[] = "/tmp/kiln-mlflow-fuzz-XXXXXX";
+  char* folder_template = kiln::IsDirectory("/dev/shm") ? shm_template : tmp_template;
   if (mkdtemp(folder_template) == nullptr) {
     std::perror("mkdtemp");
     std::abort();

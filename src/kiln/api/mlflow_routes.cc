@@ -1,5 +1,6 @@
 #include "kiln/api/mlflow_routes.h"
 
+#include <string>
 #include <utility>
 
 #include "kiln/api/errors.h"
@@ -14,7 +15,16 @@ http::Handler JsonHandler(JsonRpc rpc) {
       WriteError(decoded.status(), response);
       return;
     }
-    Result<Json> reply = rpc(*decoded);
+    // Handlers read fields through core/json.h's typed readers, so nlohmann should not throw;
+    // where it still does (a dump of a request value holding invalid UTF-8 in an error message),
+    // the cause is the request's content: answer 400, never a 500 that clients would retry.
+    Result<Json> reply = [&]() -> Result<Json> {
+      try {
+        return rpc(*decoded);
+      } catch (const Json::exception& error) {
+        return InvalidArgument(std::string("invalid request: ") + error.what());
+      }
+    }();
     if (!reply.ok()) {
       WriteError(reply.status(), response);
       return;

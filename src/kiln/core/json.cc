@@ -8,7 +8,7 @@ namespace {
 
 std::string TypeError(std::string_view field, std::string_view expected, const Json& value) {
   std::string message = "Invalid value ";
-  std::string dumped = value.dump();
+  std::string dumped = value.dump(-1, ' ', false, Json::error_handler_t::replace);
   if (dumped.size() > 100) dumped = dumped.substr(0, 100) + "...";
   message += dumped;
   message += " for parameter '";
