@@ -104,15 +104,21 @@ class Transaction {
   virtual const Dialect& dialect() const = 0;
 };
 
+// How far an acknowledged write must survive (DESIGN.md, Storage). Every write survives kill -9 of
+// any kiln process; kPowerLoss writes also survive power loss (SQLite synchronous=FULL, an fsync of
+// the WAL per commit; PostgreSQL's synchronous_commit as configured). kProcessCrash writes skip
+// that fsync (SQLite synchronous=NORMAL; PostgreSQL synchronous_commit=off for the transaction)
+// and may lose their last moments on power loss: metric, param and tag logging.
+enum class Durability { kPowerLoss, kProcessCrash };
+
 struct Options {
   // How long a write waits for other writers (other processes, or serialization retries) before
   // giving up with Unavailable.
   int busy_timeout_ms = 30000;
   // PostgreSQL: connections kept open in the pool. SQLite: reader connections.
   int pool_size = 8;
-  // SQLite durability: true = synchronous=FULL (survives power loss), false = NORMAL (survives a
-  // crash of kiln; may lose the last moments on power loss).
-  bool sync_full = true;
+  // true: every write is kPowerLoss, whatever it asks for (the `--sync full` setting).
+  bool sync_full = false;
 };
 
 class Database {
@@ -129,7 +135,11 @@ class Database {
 
   // Runs `body` in a write transaction, retrying the whole callback on busy/serialization errors,
   // so `body` must be safe to run more than once (no side effects outside the transaction).
-  virtual Status Write(const std::function<Status(Transaction&)>& body) = 0;
+  virtual Status Write(const std::function<Status(Transaction&)>& body,
+                       Durability durability) = 0;
+  Status Write(const std::function<Status(Transaction&)>& body) {
+    return Write(body, Durability::kPowerLoss);
+  }
   // Runs `body` in a read-only transaction that sees one consistent snapshot.
   virtual Status Read(const std::function<Status(Transaction&)>& body) = 0;
 

@@ -469,8 +469,17 @@ class PostgresDatabase : public MigratableDatabase {
   const Dialect& dialect() const override { return dialect_; }
   std::string DisplayUri() const override { return RedactUri(uri_); }
 
-  Status Write(const std::function<Status(Transaction&)>& body) override {
-    return RunTransaction("BEGIN ISOLATION LEVEL SERIALIZABLE", false, body);
+  Status Write(const std::function<Status(Transaction&)>& body, Durability durability) override {
+    if (durability == Durability::kPowerLoss || options_.sync_full) {
+      return RunTransaction("BEGIN ISOLATION LEVEL SERIALIZABLE", false, body);
+    }
+    // The commit returns before the WAL is flushed: a kiln crash loses nothing (the server has
+    // the transaction), a crash of the database server may lose its last moments.
+    return RunTransaction("BEGIN ISOLATION LEVEL SERIALIZABLE", false, [&](Transaction& tx) {
+      KILN_RETURN_IF_ERROR(
+          tx.Query("SELECT set_config('synchronous_commit', 'off', true)").status());
+      return body(tx);
+    });
   }
 
   Status MigrationWrite(const std::function<Status(Transaction&)>& body) override {

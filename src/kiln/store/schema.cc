@@ -160,11 +160,65 @@ CREATE TABLE registered_model_alias_history (
 )
 )sql";
 
+
+// Version 2: MLflow 3.x logged models (/logged-models), the models a 3.x client's log_model
+// creates before it uploads the files.
+//
+// logged_models.status holds the LoggedModelStatus name ("LOGGED_MODEL_PENDING", "..._READY",
+// "..._UPLOAD_FAILED"). Deleting a model only sets lifecycle_stage = 'deleted', as MLflow does.
+// logged_model_metrics holds every point linked to a model (a 3.x log-metric / log-batch entry
+// carrying model_id); run_id is '' when no run was named, so the unique key below also dedupes
+// those points (a client retry logs nothing twice). NaN is stored as 0 with is_nan = 1.
+// Tag and param values are unbounded text, so they get no index (PostgreSQL's B-tree rejects
+// entries over ~2.7 kB); searches on them start from the models of the requested experiments.
+constexpr std::string_view kV2 = R"sql(
+CREATE TABLE logged_models (
+  model_id TEXT PRIMARY KEY,
+  experiment_id BIGINT NOT NULL REFERENCES experiments(experiment_id),
+  name TEXT NOT NULL,
+  artifact_location TEXT NOT NULL,
+  creation_timestamp_ms BIGINT NOT NULL,
+  last_updated_timestamp_ms BIGINT NOT NULL,
+  status TEXT NOT NULL,
+  lifecycle_stage TEXT NOT NULL DEFAULT 'active',
+  model_type TEXT,
+  source_run_id TEXT,
+  status_message TEXT
+);
+CREATE INDEX logged_models_experiment_created ON logged_models (experiment_id, creation_timestamp_ms DESC, model_id);
+CREATE TABLE logged_model_tags (
+  model_id TEXT NOT NULL REFERENCES logged_models(model_id),
+  tag_key TEXT NOT NULL,
+  tag_value TEXT NOT NULL,
+  PRIMARY KEY (model_id, tag_key)
+);
+CREATE TABLE logged_model_params (
+  model_id TEXT NOT NULL REFERENCES logged_models(model_id),
+  param_key TEXT NOT NULL,
+  param_value TEXT NOT NULL,
+  PRIMARY KEY (model_id, param_key)
+);
+CREATE TABLE logged_model_metrics (
+  model_id TEXT NOT NULL REFERENCES logged_models(model_id),
+  metric_name TEXT NOT NULL,
+  metric_timestamp_ms BIGINT NOT NULL,
+  metric_step BIGINT NOT NULL DEFAULT 0,
+  metric_value DOUBLE PRECISION NOT NULL,
+  is_nan INTEGER NOT NULL DEFAULT 0,
+  run_id TEXT NOT NULL DEFAULT '',
+  dataset_name TEXT,
+  dataset_digest TEXT,
+  UNIQUE (model_id, metric_name, metric_timestamp_ms, metric_step, run_id)
+);
+CREATE INDEX logged_model_metrics_name_value ON logged_model_metrics (metric_name, metric_value, model_id)
+)sql";
+
 }  // namespace
 
 const std::vector<Migration>& Migrations() {
   static const std::vector<Migration> kMigrations = {
       {1, "tracking and model registry", kV1, ""},
+      {2, "logged models (MLflow 3.x)", kV2, ""},
   };
   return kMigrations;
 }

@@ -79,9 +79,9 @@ class SqliteConnection {
     }
     sqlite3_extended_result_codes(db, 1);
     sqlite3_busy_timeout(db, options.busy_timeout_ms);
+    // Writes start at FULL; Write() lowers it per transaction for kProcessCrash writes.
     std::string pragmas =
-        "PRAGMA foreign_keys=ON; PRAGMA case_sensitive_like=ON; PRAGMA synchronous=" +
-        std::string(options.sync_full ? "FULL" : "NORMAL") + ";";
+        "PRAGMA foreign_keys=ON; PRAGMA case_sensitive_like=ON; PRAGMA synchronous=FULL;";
     // Switching to WAL needs a lock; several processes opening a fresh file race for it.
     if (writer) pragmas = "PRAGMA journal_mode=WAL; " + pragmas;
     if (!writer) pragmas += " PRAGMA query_only=ON;";
@@ -319,13 +319,21 @@ class SqliteDatabase : public MigratableDatabase {
   const Dialect& dialect() const override { return dialect_; }
   std::string DisplayUri() const override { return uri_; }
 
-  Status Write(const std::function<Status(Transaction&)>& body) override {
+  Status Write(const std::function<Status(Transaction&)>& body, Durability durability) override {
     std::lock_guard<std::mutex> lock(writer_mutex_);
+    // synchronous applies per connection and cannot change inside a transaction: set it between
+    // transactions, only when it differs from what the writer has now.
+    bool want_full = options_.sync_full || durability == Durability::kPowerLoss;
+    if (want_full != writer_sync_full_) {
+      int rc = writer_->Simple(want_full ? "PRAGMA synchronous=FULL" : "PRAGMA synchronous=NORMAL");
+      if (rc != SQLITE_OK) return SqliteStatus(writer_->handle(), rc, "PRAGMA synchronous");
+      writer_sync_full_ = want_full;
+    }
     return RunTransaction(*writer_, "BEGIN IMMEDIATE", body);
   }
 
   Status MigrationWrite(const std::function<Status(Transaction&)>& body) override {
-    return Write(body);
+    return Write(body, Durability::kPowerLoss);
   }
 
   Status Read(const std::function<Status(Transaction&)>& body) override {
@@ -426,6 +434,7 @@ class SqliteDatabase : public MigratableDatabase {
   const Dialect dialect_;
 
   std::mutex writer_mutex_;  // guards writer_ (one write transaction at a time in this process)
+  bool writer_sync_full_ = true;  // guarded by writer_mutex_: the writer's synchronous setting
   std::unique_ptr<SqliteConnection> writer_;
 
   std::mutex readers_mutex_;  // guards idle_readers_ and open_readers_

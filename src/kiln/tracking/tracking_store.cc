@@ -29,6 +29,15 @@
 namespace kiln::tracking {
 namespace {
 
+// Tracking data (experiments, runs, metrics, params, tags) is written with kProcessCrash
+// durability: it survives kill -9 of any kiln process, and skips the per-commit fsync that
+// registry changes pay (DESIGN.md, Storage: metric logging may lose its last moments on power
+// loss; `--sync full` makes it wait for the fsync too).
+Status WriteTracking(store::Database* database,
+                     const std::function<Status(store::Transaction&)>& body) {
+  return database->Write(body, store::Durability::kProcessCrash);
+}
+
 using store::Rows;
 using store::Transaction;
 using store::Value;
@@ -514,7 +523,7 @@ Result<std::unique_ptr<TrackingStore>> TrackingStore::Open(store::Database* data
   if (!exists) {
     const int64_t now = clock->NowMillis();
     // Several processes may open a new store at once: the first insert wins, the rest do nothing.
-    KILN_RETURN_IF_ERROR(database->Write([&](Transaction& tx) -> Status {
+    KILN_RETURN_IF_ERROR(WriteTracking(database, [&](Transaction& tx) -> Status {
       return tx
           .Exec(
               "INSERT INTO experiments (experiment_id, name, artifact_location, lifecycle_stage, "
@@ -545,7 +554,7 @@ Result<std::string> TrackingStore::CreateExperiment(const std::string& name,
   }
   const int64_t now = clock_->NowMillis();
   int64_t created_id = 0;
-  KILN_RETURN_IF_ERROR(database_->Write([&](Transaction& tx) -> Status {
+  KILN_RETURN_IF_ERROR(WriteTracking(database_, [&](Transaction& tx) -> Status {
     // The sequence is shared by every process; skip values that are taken (the Default
     // experiment 0, or experiments imported with explicit ids).
     int64_t id = 0;
@@ -628,7 +637,7 @@ Status TrackingStore::RenameExperiment(const std::string& experiment_id,
   KILN_RETURN_IF_ERROR(validation::ValidateExperimentName(new_name));
   KILN_ASSIGN_OR_RETURN(int64_t id, ParseExperimentId(experiment_id));
   const int64_t now = clock_->NowMillis();
-  return database_->Write([&](Transaction& tx) -> Status {
+  return WriteTracking(database_, [&](Transaction& tx) -> Status {
     KILN_ASSIGN_OR_RETURN(Experiment experiment, LoadExperiment(tx, id));
     if (experiment.lifecycle_stage != kActive) {
       return InvalidArgument("Cannot rename a non-active experiment.");
@@ -647,7 +656,7 @@ Status TrackingStore::RenameExperiment(const std::string& experiment_id,
 Status TrackingStore::DeleteExperiment(const std::string& experiment_id) {
   KILN_ASSIGN_OR_RETURN(int64_t id, ParseExperimentId(experiment_id));
   const int64_t now = clock_->NowMillis();
-  return database_->Write([&](Transaction& tx) -> Status {
+  return WriteTracking(database_, [&](Transaction& tx) -> Status {
     // As MLflow: only an active experiment can be deleted, and its runs are deleted with it.
     KILN_ASSIGN_OR_RETURN(
         int64_t changed, tx.Exec("UPDATE experiments SET lifecycle_stage = ?, last_update_time = ? "
@@ -666,7 +675,7 @@ Status TrackingStore::DeleteExperiment(const std::string& experiment_id) {
 Status TrackingStore::RestoreExperiment(const std::string& experiment_id) {
   KILN_ASSIGN_OR_RETURN(int64_t id, ParseExperimentId(experiment_id));
   const int64_t now = clock_->NowMillis();
-  return database_->Write([&](Transaction& tx) -> Status {
+  return WriteTracking(database_, [&](Transaction& tx) -> Status {
     KILN_ASSIGN_OR_RETURN(
         int64_t changed, tx.Exec("UPDATE experiments SET lifecycle_stage = ?, last_update_time = ? "
                                  "WHERE experiment_id = ? AND lifecycle_stage = ?",
@@ -683,7 +692,7 @@ Status TrackingStore::RestoreExperiment(const std::string& experiment_id) {
 Status TrackingStore::SetExperimentTag(const std::string& experiment_id, const Tag& tag) {
   KILN_RETURN_IF_ERROR(ValidateExperimentTag(tag));
   KILN_ASSIGN_OR_RETURN(int64_t id, ParseExperimentId(experiment_id));
-  return database_->Write([&](Transaction& tx) -> Status {
+  return WriteTracking(database_, [&](Transaction& tx) -> Status {
     KILN_ASSIGN_OR_RETURN(Experiment experiment, LoadExperiment(tx, id));
     KILN_RETURN_IF_ERROR(CheckExperimentActive(experiment));
     return tx
@@ -698,7 +707,7 @@ Status TrackingStore::SetExperimentTag(const std::string& experiment_id, const T
 Status TrackingStore::DeleteExperimentTag(const std::string& experiment_id,
                                           const std::string& key) {
   KILN_ASSIGN_OR_RETURN(int64_t id, ParseExperimentId(experiment_id));
-  return database_->Write([&](Transaction& tx) -> Status {
+  return WriteTracking(database_, [&](Transaction& tx) -> Status {
     KILN_ASSIGN_OR_RETURN(Experiment experiment, LoadExperiment(tx, id));
     KILN_RETURN_IF_ERROR(CheckExperimentActive(experiment));
     KILN_ASSIGN_OR_RETURN(
@@ -746,7 +755,7 @@ Result<Run> TrackingStore::CreateRun(const CreateRunRequest& request) {
   run.info.lifecycle_stage = std::string(kActive);
   for (const auto& [key, value] : tags) run.tags.push_back({key, value});
 
-  KILN_RETURN_IF_ERROR(database_->Write([&](Transaction& tx) -> Status {
+  KILN_RETURN_IF_ERROR(WriteTracking(database_, [&](Transaction& tx) -> Status {
     KILN_ASSIGN_OR_RETURN(Experiment experiment, LoadExperiment(tx, experiment_id));
     KILN_RETURN_IF_ERROR(CheckExperimentActive(experiment));
     run.info.artifact_uri =
@@ -780,7 +789,7 @@ Result<RunInfo> TrackingStore::UpdateRun(const UpdateRunRequest& request) {
   // As MLflow: an empty run_name leaves the name alone.
   const bool rename = request.run_name.has_value() && !request.run_name->empty();
   RunInfo updated;
-  KILN_RETURN_IF_ERROR(database_->Write([&](Transaction& tx) -> Status {
+  KILN_RETURN_IF_ERROR(WriteTracking(database_, [&](Transaction& tx) -> Status {
     KILN_ASSIGN_OR_RETURN(updated, LoadRunInfo(tx, request.run_id));
     KILN_RETURN_IF_ERROR(CheckRunActive(updated));
     if (request.status) updated.status = *request.status;
@@ -799,7 +808,7 @@ Result<RunInfo> TrackingStore::UpdateRun(const UpdateRunRequest& request) {
 
 Status TrackingStore::DeleteRun(const std::string& run_id) {
   const int64_t now = clock_->NowMillis();
-  return database_->Write([&](Transaction& tx) -> Status {
+  return WriteTracking(database_, [&](Transaction& tx) -> Status {
     KILN_ASSIGN_OR_RETURN(
         int64_t changed,
         tx.Exec("UPDATE runs SET lifecycle_stage = ?, deleted_time = ? WHERE run_uuid = ?",
@@ -809,7 +818,7 @@ Status TrackingStore::DeleteRun(const std::string& run_id) {
 }
 
 Status TrackingStore::RestoreRun(const std::string& run_id) {
-  return database_->Write([&](Transaction& tx) -> Status {
+  return WriteTracking(database_, [&](Transaction& tx) -> Status {
     KILN_ASSIGN_OR_RETURN(
         int64_t changed,
         tx.Exec("UPDATE runs SET lifecycle_stage = ?, deleted_time = NULL WHERE run_uuid = ?",
@@ -820,7 +829,7 @@ Status TrackingStore::RestoreRun(const std::string& run_id) {
 
 Status TrackingStore::LogMetric(const std::string& run_id, const Metric& metric) {
   KILN_RETURN_IF_ERROR(validation::ValidateEntityName("metric", metric.key));
-  return database_->Write([&](Transaction& tx) -> Status {
+  return WriteTracking(database_, [&](Transaction& tx) -> Status {
     KILN_ASSIGN_OR_RETURN(RunInfo info, LoadRunInfo(tx, run_id));
     KILN_RETURN_IF_ERROR(CheckRunActive(info));
     return WriteMetrics(tx, run_id, {metric});
@@ -829,7 +838,7 @@ Status TrackingStore::LogMetric(const std::string& run_id, const Metric& metric)
 
 Status TrackingStore::LogParam(const std::string& run_id, const Tag& param) {
   KILN_ASSIGN_OR_RETURN(Tag valid, ValidParam(param));
-  return database_->Write([&](Transaction& tx) -> Status {
+  return WriteTracking(database_, [&](Transaction& tx) -> Status {
     KILN_ASSIGN_OR_RETURN(RunInfo info, LoadRunInfo(tx, run_id));
     KILN_RETURN_IF_ERROR(CheckRunActive(info));
     KILN_ASSIGN_OR_RETURN(
@@ -850,7 +859,7 @@ Status TrackingStore::LogParam(const std::string& run_id, const Tag& param) {
 
 Status TrackingStore::SetTag(const std::string& run_id, const Tag& tag) {
   KILN_ASSIGN_OR_RETURN(Tag valid, ValidRunTag(tag));
-  return database_->Write([&](Transaction& tx) -> Status {
+  return WriteTracking(database_, [&](Transaction& tx) -> Status {
     KILN_ASSIGN_OR_RETURN(RunInfo info, LoadRunInfo(tx, run_id));
     KILN_RETURN_IF_ERROR(CheckRunActive(info));
     return WriteTags(tx, run_id, {{valid.key, valid.value}});
@@ -858,7 +867,7 @@ Status TrackingStore::SetTag(const std::string& run_id, const Tag& tag) {
 }
 
 Status TrackingStore::DeleteTag(const std::string& run_id, const std::string& key) {
-  return database_->Write([&](Transaction& tx) -> Status {
+  return WriteTracking(database_, [&](Transaction& tx) -> Status {
     KILN_ASSIGN_OR_RETURN(RunInfo info, LoadRunInfo(tx, run_id));
     KILN_RETURN_IF_ERROR(CheckRunActive(info));
     KILN_ASSIGN_OR_RETURN(
@@ -904,7 +913,7 @@ Status TrackingStore::LogBatch(const LogBatchRequest& request) {
     KILN_ASSIGN_OR_RETURN(Tag valid, ValidRunTag(tag));
     tags[valid.key] = std::move(valid.value);  // the last value of a key wins, as in MLflow
   }
-  return database_->Write([&](Transaction& tx) -> Status {
+  return WriteTracking(database_, [&](Transaction& tx) -> Status {
     KILN_ASSIGN_OR_RETURN(RunInfo info, LoadRunInfo(tx, request.run_id));
     KILN_RETURN_IF_ERROR(CheckRunActive(info));
     KILN_RETURN_IF_ERROR(WriteParams(tx, request.run_id, params));
@@ -954,7 +963,7 @@ Status TrackingStore::LogInputs(const std::string& run_id,
   }
   if (pending.empty()) return Status::Ok();
 
-  return database_->Write([&](Transaction& tx) -> Status {
+  return WriteTracking(database_, [&](Transaction& tx) -> Status {
     KILN_ASSIGN_OR_RETURN(RunInfo info, LoadRunInfo(tx, run_id));
     KILN_RETURN_IF_ERROR(CheckRunActive(info));
     const int64_t experiment_id = std::stoll(info.experiment_id);
@@ -1023,7 +1032,7 @@ Status TrackingStore::LogModel(const std::string& run_id, const std::string& mod
     return InvalidArgument("Model json is missing mandatory fields: {" + missing + "}");
   }
   const Json model = std::move(parsed).value();
-  return database_->Write([&](Transaction& tx) -> Status {
+  return WriteTracking(database_, [&](Transaction& tx) -> Status {
     KILN_ASSIGN_OR_RETURN(RunInfo info, LoadRunInfo(tx, run_id));
     KILN_RETURN_IF_ERROR(CheckRunActive(info));
     KILN_ASSIGN_OR_RETURN(Rows rows,
