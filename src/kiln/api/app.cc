@@ -15,16 +15,21 @@
 #include "kiln/core/file_util.h"
 #include "kiln/core/json.h"
 #include "kiln/core/version.h"
+#include "kiln/api/mlflow_logged_models.h"
 #include "kiln/registry/registry_store.h"
+#include "kiln/tracking/logged_model_store.h"
 #include "kiln/store/database.h"
 #include "kiln/tracking/tracking_store.h"
 
 namespace kiln::api {
 namespace {
 
-constexpr std::string_view kArtifactFilePrefixes[] = {
+// Routes served by prefix, whose paths carry ids or file paths (unbounded label values).
+constexpr std::string_view kPrefixRoutes[] = {
     "/api/2.0/mlflow-artifacts/artifacts/",
     "/ajax-api/2.0/mlflow-artifacts/artifacts/",
+    "/api/2.0/mlflow/logged-models/",
+    "/ajax-api/2.0/mlflow/logged-models/",
 };
 
 // Upper bounds of the latency histogram, in seconds: 0.5 ms (a cached read) to 10 s.
@@ -42,11 +47,11 @@ std::string_view MethodLabel(std::string_view method) {
   return "other";
 }
 
-// The route a request matched, as a bounded label: exact routes by their path, artifact files by
+// The route a request matched, as a bounded label: exact routes by their path, prefix routes by
 // their prefix (paths below it are unbounded), anything unmatched as "unmatched".
 std::string RouteLabel(const std::string& path, bool unmatched) {
   if (unmatched) return "unmatched";
-  for (std::string_view prefix : kArtifactFilePrefixes) {
+  for (std::string_view prefix : kPrefixRoutes) {
     if (path.compare(0, prefix.size(), prefix) == 0) return std::string(prefix) + "{path}";
   }
   return path;
@@ -189,6 +194,7 @@ struct App::State {
   std::unique_ptr<store::Database> database;
   std::unique_ptr<tracking::TrackingStore> tracking;
   std::unique_ptr<registry::RegistryStore> registry;
+  std::unique_ptr<tracking::LoggedModelStore> logged_models;
   http::Router routes;
   RequestMetrics metrics;
   std::unique_ptr<http::Server> server;
@@ -234,11 +240,14 @@ Result<std::unique_ptr<App>> App::Open(const ServerConfig& config, Clock* clock)
   KILN_ASSIGN_OR_RETURN(state->database, store::Database::Open(config.store_uri));
   KILN_ASSIGN_OR_RETURN(state->tracking, tracking::TrackingStore::Open(state->database.get(), clock));
   KILN_ASSIGN_OR_RETURN(state->registry, registry::RegistryStore::Open(state->database.get(), clock));
+  state->logged_models =
+      std::make_unique<tracking::LoggedModelStore>(state->database.get(), clock);
 
   http::Router& routes = state->routes;
   RegisterTrackingRoutes(routes, *state->tracking);
   RegisterRegistryRoutes(routes, *state->registry);
   RegisterArtifactRoutes(routes, *state->tracking, config.artifact_root);
+  RegisterLoggedModelRoutes(routes, *state->logged_models, config.artifact_root);
   routes.Add("GET", "/health",
              [](const http::Request&, http::Response& response) { WriteText(response, "OK"); });
   routes.Add("GET", "/version", [](const http::Request&, http::Response& response) {

@@ -114,7 +114,9 @@ Result<tracking::LoggedModelStatus> StatusField(const Json& request) {
         "Missing value for required parameter 'status'. See the API docs for more information "
         "about request parameters.");
   }
-  if (it->is_number_integer()) return tracking::ParseLoggedModelStatus(std::to_string(it->get<int64_t>()));
+  if (it->is_number_integer()) {
+    return tracking::ParseLoggedModelStatus(std::to_string(it->get<int64_t>()));
+  }
   if (it->is_string()) return tracking::ParseLoggedModelStatus(it->get<std::string>());
   return InvalidArgument("Invalid value " + it->dump() + " for parameter 'status'");
 }
@@ -238,7 +240,8 @@ Result<Json> ListArtifacts(const tracking::LoggedModel& model, const std::string
   };
   std::vector<Entry> entries;
   std::error_code error;
-  if (fs::is_directory(folder, error)) {
+  std::error_code missing;  // a folder that does not exist lists as empty
+  if (fs::is_directory(folder, missing)) {
     for (fs::directory_iterator it(folder, error), end; !error && it != end; it.increment(error)) {
       Entry entry;
       entry.name = it->path().filename().string();
@@ -391,10 +394,11 @@ class LoggedModelHandlers {
 void RegisterLoggedModelRoutes(http::Router& router, tracking::LoggedModelStore& store,
                                const std::string& artifact_root) {
   auto handlers = std::make_shared<LoggedModelHandlers>(&store, artifact_root);
-  AddMlflowRoute(router, "POST", "/logged-models",
-                 JsonHandler([handlers](const Json& request) { return handlers->Create(request); }));
+  AddMlflowRoute(router, "POST", "/logged-models", JsonHandler([handlers](const Json& request) {
+                   return handlers->Create(request);
+                 }));
   AddMlflowRoute(router, "POST", "/logged-models/search",
-                 JsonHandler([handlers](const Json& request) { return handlers->Search(request); }));
+                 JsonHandler([handlers](const Json& body) { return handlers->Search(body); }));
   for (std::string_view prefix : kPrefixes) {
     for (const char* method : {"GET", "PATCH", "DELETE", "POST"}) {
       router.AddPrefix(method, std::string(prefix),

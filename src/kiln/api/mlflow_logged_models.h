@@ -3,7 +3,8 @@
 // /ajax-api/2.0/mlflow<path>:
 //
 //   POST   /logged-models                                 create    -> {"model": LoggedModel}
-//   POST   /logged-models/search                          search    -> {"models": [...], "next_page_token"}
+//   POST   /logged-models/search                          search    -> {"models": [...],
+//                                                                      "next_page_token"}
 //   GET    /logged-models/<model_id>                      get       -> {"model": LoggedModel}
 //   PATCH  /logged-models/<model_id>                      finalize  -> {"model": LoggedModel}
 //   DELETE /logged-models/<model_id>                      delete    -> {}

@@ -185,7 +185,8 @@ CREATE TABLE logged_models (
   source_run_id TEXT,
   status_message TEXT
 );
-CREATE INDEX logged_models_experiment_created ON logged_models (experiment_id, creation_timestamp_ms DESC, model_id);
+CREATE INDEX logged_models_experiment_created
+  ON logged_models (experiment_id, creation_timestamp_ms DESC, model_id);
 CREATE TABLE logged_model_tags (
   model_id TEXT NOT NULL REFERENCES logged_models(model_id),
   tag_key TEXT NOT NULL,
@@ -210,7 +211,8 @@ CREATE TABLE logged_model_metrics (
   dataset_digest TEXT,
   UNIQUE (model_id, metric_name, metric_timestamp_ms, metric_step, run_id)
 );
-CREATE INDEX logged_model_metrics_name_value ON logged_model_metrics (metric_name, metric_value, model_id)
+CREATE INDEX logged_model_metrics_name_value
+  ON logged_model_metrics (metric_name, metric_value, model_id)
 )sql";
 
 }  // namespace
