@@ -26,17 +26,18 @@ echo "server is up: $(curl -s "$url/health"), version $(curl -s "$url/version")"
 step "an MLflow client logs a grid of 6 training runs (REST calls, as mlflow.log_* makes them)"
 exp=$(api /experiments/create '{"name":"credit-risk"}' | python3 -c 'import json,sys; print(json.load(sys.stdin)["experiment_id"])')
 i=0
+now_ms=$(date +%s%3N)
 for model in xgb linear; do
   for depth in 3 6 9; do
     i=$((i + 1))
-    run=$(api /runs/create "{\"experiment_id\":\"$exp\",\"run_name\":\"$model-d$depth\",\"start_time\":$((1700000000000 + i))}" \
+    run=$(api /runs/create "{\"experiment_id\":\"$exp\",\"run_name\":\"$model-d$depth\",\"start_time\":$((now_ms + i * 1000))}" \
           | python3 -c 'import json,sys; print(json.load(sys.stdin)["run"]["info"]["run_id"])')
     auc=$(python3 -c "print(round(0.80 + ($depth/100.0) * (1.5 if '$model'=='xgb' else 0.6), 4))")
     metrics=$(python3 -c "
 import json
-print(json.dumps([{'key':'auc','value':round($auc-0.05+0.01*s,4),'timestamp':1700000000000+s,'step':s} for s in range(6)]))")
+print(json.dumps([{'key':'auc','value':round($auc-0.05+0.01*s,4),'timestamp':$now_ms+s,'step':s} for s in range(6)]))")
     api /runs/log-batch "{\"run_id\":\"$run\",\"params\":[{\"key\":\"model\",\"value\":\"$model\"},{\"key\":\"max_depth\",\"value\":\"$depth\"}],\"metrics\":$metrics}" >/dev/null
-    api /runs/update "{\"run_id\":\"$run\",\"status\":\"FINISHED\",\"end_time\":$((1700000100000 + i))}" >/dev/null
+    api /runs/update "{\"run_id\":\"$run\",\"status\":\"FINISHED\",\"end_time\":$((now_ms + i * 1000 + 60000))}" >/dev/null
   done
 done
 echo "logged $i runs into experiment $exp"
