@@ -1,7 +1,6 @@
 #include "kiln/api/mlflow_logged_models.h"
 
 #include <algorithm>
-#include <filesystem>
 #include <memory>
 #include <optional>
 #include <string>
@@ -10,6 +9,7 @@
 #include <utility>
 #include <vector>
 
+#include "kiln/api/artifact_files.h"
 #include "kiln/api/errors.h"
 #include "kiln/api/mlflow_routes.h"
 #include "kiln/api/request.h"
@@ -21,7 +21,6 @@
 namespace kiln::api {
 namespace {
 
-namespace fs = std::filesystem;
 
 constexpr std::string_view kPrefixes[] = {
     "/api/2.0/mlflow/logged-models/",
@@ -169,111 +168,6 @@ Result<tracking::LoggedModelSearchSpec> SearchSpecFrom(const Json& request) {
   return spec;
 }
 
-// --- Artifacts ---------------------------------------------------------------------------------
-
-bool StartsWith(std::string_view text, std::string_view prefix) {
-  return text.substr(0, prefix.size()) == prefix;
-}
-
-// An untrusted relative path, normalised; "" for the folder itself. Rejects anything that could
-// leave the folder it is relative to (absolute paths, "..", backslashes, NUL).
-Result<std::string> SafeRelativePath(std::string_view path) {
-  if (path.find('\0') != std::string_view::npos || path.find('\\') != std::string_view::npos ||
-      StartsWith(path, "/")) {
-    return InvalidArgument("Invalid path: " + std::string(path));
-  }
-  std::string out;
-  size_t start = 0;
-  while (start <= path.size()) {
-    size_t slash = std::min(path.find('/', start), path.size());
-    std::string_view component = path.substr(start, slash - start);
-    start = slash + 1;
-    if (component.empty() || component == ".") continue;
-    if (component == "..") return InvalidArgument("Invalid path: " + std::string(path));
-    if (!out.empty()) out.push_back('/');
-    out.append(component);
-  }
-  return out;
-}
-
-// The local folder holding a model's artifacts, from its artifact location.
-Result<std::string> ArtifactFolder(const std::string& artifact_location,
-                                   const std::string& artifact_root) {
-  constexpr std::string_view kProxied = "mlflow-artifacts:";
-  constexpr std::string_view kFile = "file://";
-  if (StartsWith(artifact_location, kProxied)) {
-    std::string_view rest = std::string_view(artifact_location).substr(kProxied.size());
-    if (StartsWith(rest, "//")) {  // mlflow-artifacts://host[:port]/path
-      rest.remove_prefix(2);
-      size_t slash = rest.find('/');
-      rest = slash == std::string_view::npos ? std::string_view() : rest.substr(slash);
-    }
-    while (StartsWith(rest, "/")) rest.remove_prefix(1);
-    Result<std::string> relative = SafeRelativePath(rest);
-    if (!relative.ok()) {
-      return FailedPrecondition("the model's artifact location '" + artifact_location +
-                                "' is not servable");
-    }
-    return relative->empty() ? artifact_root : artifact_root + "/" + *relative;
-  }
-  if (StartsWith(artifact_location, kFile)) {
-    return http::PercentDecode(std::string_view(artifact_location).substr(kFile.size()), false);
-  }
-  if (StartsWith(artifact_location, "/")) return artifact_location;
-  return FailedPrecondition("artifacts at '" + artifact_location +
-                            "' are not served by this server; read them from their store directly");
-}
-
-// {"root_uri", "files": [{path, is_dir, file_size}]}: the entries of one folder, sorted by name,
-// paths relative to the model's artifact root. A folder that does not exist (nothing uploaded
-// yet) lists as empty.
-Result<Json> ListArtifacts(const tracking::LoggedModel& model, const std::string& artifact_root,
-                           std::string_view directory) {
-  KILN_ASSIGN_OR_RETURN(std::string relative, SafeRelativePath(directory));
-  KILN_ASSIGN_OR_RETURN(std::string folder, ArtifactFolder(model.artifact_location, artifact_root));
-  if (!relative.empty()) folder += "/" + relative;
-
-  struct Entry {
-    std::string name;
-    bool is_dir = false;
-    int64_t size = 0;
-  };
-  std::vector<Entry> entries;
-  std::error_code error;
-  std::error_code missing;  // a folder that does not exist lists as empty
-  if (fs::is_directory(folder, missing)) {
-    for (fs::directory_iterator it(folder, error), end; !error && it != end; it.increment(error)) {
-      Entry entry;
-      entry.name = it->path().filename().string();
-      // An atomic write in progress (core/file_util.cc: "<name>.tmp-<id>") is not an artifact.
-      if (entry.name.find(".tmp-") != std::string::npos) continue;
-      std::error_code entry_error;
-      entry.is_dir = it->is_directory(entry_error);
-      if (!entry.is_dir) {
-        auto size = it->file_size(entry_error);
-        entry.size = entry_error ? 0 : static_cast<int64_t>(size);
-      }
-      entries.push_back(std::move(entry));
-    }
-  }
-  if (error) return IoError("listing " + folder + ": " + error.message());
-  std::sort(entries.begin(), entries.end(),
-            [](const Entry& a, const Entry& b) { return a.name < b.name; });
-
-  Json reply = {{"root_uri", model.artifact_location}};
-  if (!entries.empty()) {
-    Json files = Json::array();
-    for (const Entry& entry : entries) {
-      Json info = {{"path", relative.empty() ? entry.name : relative + "/" + entry.name},
-                   {"is_dir", entry.is_dir}};
-      if (!entry.is_dir) info["file_size"] = entry.size;
-      files.push_back(std::move(info));
-    }
-    reply["files"] = std::move(files);
-  }
-  return reply;
-}
-
 // --- Routing -----------------------------------------------------------------------------------
 
 void WriteEndpointNotFound(const http::Request& request, int status, http::Response& response) {
@@ -352,7 +246,7 @@ class LoggedModelHandlers {
           return Json::object();
         };
       }
-    } else if (StartsWith(tail, "tags/") && tail.size() > 5) {
+    } else if (tail.size() > 5 && tail.substr(0, 5) == "tags/") {
       std::string key(tail.substr(5));  // a key may itself contain '/'
       if (method == "DELETE") {
         rpc = [&, key](const Json&) -> Result<Json> {
@@ -374,7 +268,7 @@ class LoggedModelHandlers {
           KILN_ASSIGN_OR_RETURN(std::string directory,
                                 OptionalString(query, "artifact_directory_path"));
           KILN_ASSIGN_OR_RETURN(tracking::LoggedModel model, store_->Get(model_id));
-          return ListArtifacts(model, artifact_root_, directory);
+          return ListArtifactFolder(model.artifact_location, artifact_root_, directory);
         };
       }
     } else {
