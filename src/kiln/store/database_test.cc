@@ -629,3 +629,25 @@ TEST(SqliteProcessesTest, EightProcessesWritingOneFileLoseNothing) {
 
 }  // namespace
 }  // namespace kiln::store
+
+namespace kiln::store {
+namespace {
+
+TEST(SqliteSchemaTest, PerRunTablesAreClusteredOnTheirPrimaryKey) {
+  kiln::testing::TestDatabase database(Backend::kSqlite);
+  for (std::string table : {"params", "tags", "latest_metrics", "experiment_tags"}) {
+    Rows rows;
+    ASSERT_TRUE(database.db()
+                    ->Read([&](Transaction& tx) -> Status {
+                      KILN_ASSIGN_OR_RETURN(
+                          rows, tx.Query("SELECT sql FROM sqlite_master WHERE name = ?", {table}));
+                      return Status::Ok();
+                    })
+                    .ok());
+    ASSERT_EQ(rows.size(), 1u) << table;
+    EXPECT_NE(rows.Text(0, 0).find("WITHOUT ROWID"), std::string::npos) << rows.Text(0, 0);
+  }
+}
+
+}  // namespace
+}  // namespace kiln::store
