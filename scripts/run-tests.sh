@@ -2,8 +2,8 @@
 # Runs every test suite and prints one closing line "N passed, M failed".
 # Usage: scripts/run-tests.sh BUILD_DIR [ASAN_BUILD_DIR]   (inside scripts/with-postgres.sh)
 set -uo pipefail
-build=${1:?build dir}
-asan=${2:-}
+build=$(cd "${1:?build dir}" && pwd)
+asan=${2:+$(cd "$2" && pwd)}
 root=$(cd "$(dirname "$0")/.." && pwd)
 jobs=$(nproc)
 [ -n "${KILN_TEST_POSTGRES:-}" ] || { echo "run-tests: KILN_TEST_POSTGRES is not set (run through scripts/with-postgres.sh)" >&2; exit 1; }

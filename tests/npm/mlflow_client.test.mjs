@@ -6,15 +6,15 @@ import assert from 'node:assert/strict';
 import { spawn, execFileSync } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { join, resolve } from 'node:path';
 import { createRequire } from 'node:module';
 
 const require = createRequire(import.meta.url);
-const MLflow = require('mlflow').default;
-const { MLflowBase } = require('mlflow');
+const MLflow = require('mlflow');  // the package's entry exports the client class
+const { MLflowBase } = require('mlflow/lib/mlflow');
 
-const kiln = process.env.KILN_BIN;
-assert.ok(kiln, 'KILN_BIN must point at the kiln binary');
+assert.ok(process.env.KILN_BIN, 'KILN_BIN must point at the kiln binary');
+const kiln = resolve(process.env.KILN_BIN);  // the server runs in another folder
 
 let server;
 let endpoint;
@@ -43,6 +43,7 @@ before(async () => {
     };
     server.stdout.on('data', onData);
     server.stderr.on('data', onData);
+    server.on('error', (error) => reject(new Error(`cannot start ${kiln}: ${error.message}`)));
     server.on('exit', (code) => reject(new Error(`kiln server exited ${code}: ${seen}`)));
   });
   console.log = () => {};  // the client logs every request body; keep test output readable
