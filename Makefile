@@ -10,7 +10,7 @@ CMAKE_GEN := $(shell command -v ninja >/dev/null 2>&1 && echo "-G Ninja")
 export CCACHE_BASEDIR := $(CURDIR)
 export CCACHE_NOHASHDIR := true
 
-.PHONY: all setup build build-asan test unit-test asan-test integration-test demo fuzz bench format lint clean
+.PHONY: all setup build build-kiln build-asan test unit-test asan-test demo fuzz bench format lint clean
 
 all: build
 
@@ -23,6 +23,10 @@ $(BUILD)/build.ninja $(BUILD)/Makefile:
 
 build: setup $(BUILD)/build.ninja
 	cmake --build $(BUILD) -j $(JOBS)
+
+# Only the kiln binary (what the demo needs), not the tests and benchmarks.
+build-kiln: setup $(BUILD)/build.ninja
+	cmake --build $(BUILD) -j $(JOBS) --target kiln
 
 build-asan: setup
 	cmake -S . -B $(ASAN_BUILD) $(CMAKE_GEN) -DCMAKE_BUILD_TYPE=Debug -DKILN_SANITIZE=ON -DKILN_BENCH=OFF >/dev/null
@@ -39,10 +43,7 @@ unit-test: build
 asan-test: build-asan
 	bash scripts/with-postgres.sh ctest --test-dir $(ASAN_BUILD) --output-on-failure -j $(JOBS)
 
-integration-test: build
-	bash scripts/with-postgres.sh bash tests/run-integration.sh $(BUILD)
-
-demo: build
+demo: build-kiln
 	bash scripts/demo.sh $(BUILD)/bin/kiln
 
 # libFuzzer targets built with clang; each runs FUZZ_SECONDS (60 in CI, 600 before resolving).
