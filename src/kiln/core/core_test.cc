@@ -42,6 +42,14 @@ TEST(JsonTest, MalformedJsonNamesLineAndColumn) {
   EXPECT_NE(parsed.status().message().find("column"), std::string::npos);
 }
 
+TEST(JsonTest, NumberTooLargeForADoubleIsAnErrorNotACrash) {
+  Result<Json> parsed = ParseJson(R"({"value": 8888888888888888888888888888888e8888888888})");
+  ASSERT_FALSE(parsed.ok());
+  EXPECT_EQ(parsed.status().code(), StatusCode::kInvalidArgument);
+  EXPECT_NE(parsed.status().message().find("number overflow"), std::string::npos)
+      << parsed.status().message();
+}
+
 TEST(JsonTest, FieldReadersAcceptProtobufJsonForms) {
   Json object = Json::parse(R"({"n": "12", "m": 13, "x": "NaN", "y": 1.5, "s": 4, "b": true})");
   EXPECT_EQ(**GetInt64(object, "n"), 12);

@@ -21,32 +21,40 @@ std::string TypeError(std::string_view field, std::string_view expected, const J
 }  // namespace
 
 Result<Json> ParseJson(std::string_view text) {
-  // Position tracking: nlohmann reports a byte offset; convert it to line and column.
   Json parsed = Json::parse(text.begin(), text.end(), nullptr, /*allow_exceptions=*/false);
   if (!parsed.is_discarded()) return parsed;
+  // Parse again with exceptions to learn why and where. nlohmann reports most problems as
+  // parse_error (with a byte offset) but some as other exceptions, e.g. out_of_range for a number
+  // too large for a double: catch them all.
+  size_t offset = 0;
+  std::string detail = "malformed JSON";
   try {
     Json reparsed = Json::parse(text.begin(), text.end());
     (void)reparsed;
   } catch (const Json::parse_error& error) {
-    size_t offset = error.byte == 0 ? 0 : error.byte - 1;
-    size_t line = 1, column = 1;
-    for (size_t i = 0; i < offset && i < text.size(); ++i) {
-      if (text[i] == '\n') {
-        ++line;
-        column = 1;
-      } else {
-        ++column;
-      }
-    }
-    std::string what = error.what();
-    // nlohmann's message is "[json.exception.parse_error.101] parse error at line 1, column 2:
-    // syntax error while parsing value - ..."; keep the part after the last ": ".
-    size_t cut = what.find(": ");
-    std::string detail = cut == std::string::npos ? what : what.substr(cut + 2);
-    return InvalidArgument("malformed JSON at line " + std::to_string(line) + ", column " +
-                           std::to_string(column) + ": " + detail);
+    offset = error.byte == 0 ? 0 : error.byte - 1;
+    detail = error.what();
+  } catch (const Json::exception& error) {
+    detail = error.what();
   }
-  return InvalidArgument("malformed JSON");
+  // nlohmann's messages start "[json.exception.parse_error.101] parse error at line 1, column 2:
+  // syntax error while parsing value - ..."; keep the part after the first ": ".
+  size_t cut = detail.find(": ");
+  if (cut != std::string::npos) detail = detail.substr(cut + 2);
+  if (offset == 0 && detail.find("number overflow") != std::string::npos) {
+    return InvalidArgument("malformed JSON: " + detail);
+  }
+  size_t line = 1, column = 1;
+  for (size_t i = 0; i < offset && i < text.size(); ++i) {
+    if (text[i] == '\n') {
+      ++line;
+      column = 1;
+    } else {
+      ++column;
+    }
+  }
+  return InvalidArgument("malformed JSON at line " + std::to_string(line) + ", column " +
+                         std::to_string(column) + ": " + detail);
 }
 
 Result<std::optional<std::string>> GetString(const Json& object, std::string_view field) {
