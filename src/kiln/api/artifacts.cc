@@ -125,11 +125,11 @@ class ArtifactHandlers {
     std::string parent = fs::path(full_path).parent_path().string();
     Status made = MakeDirs(parent);
     if (!made.ok()) {
-      // A file where a folder is needed is the client's mistake; anything else is the disk's.
-      std::error_code error;
-      WriteError(fs::exists(parent, error) && !fs::is_directory(parent, error)
-                     ? InvalidArgument("Invalid path: a file is in the way of the folder")
-                     : made,
+      // A file where a folder is needed (the parent or any folder above it) is the client's
+      // mistake; anything else is the disk's.
+      WriteError(FileInTheWay(parent) ? InvalidArgument("Invalid path: a file is in the way of "
+                                                        "the folder")
+                                      : made,
                  response);
       return;
     }
@@ -148,6 +148,16 @@ class ArtifactHandlers {
       return;
     }
     WriteJson(Json::object(), response);
+  }
+
+  // True when `folder` or one of its ancestors below the root exists and is not a folder.
+  bool FileInTheWay(const std::string& folder) const {
+    std::error_code error;
+    for (fs::path at(folder); !at.empty() && at.string().size() > root_.size();
+         at = at.parent_path()) {
+      if (fs::exists(at, error) && !fs::is_directory(at, error)) return true;
+    }
+    return false;
   }
 
   void Delete(const std::string& full_path, http::Response& response) const {

@@ -81,6 +81,16 @@ TEST_P(ArtifactsTest, PutReplacesAnExistingFile) {
   EXPECT_EQ(server_.Get(path).body, "second");
 }
 
+TEST_P(ArtifactsTest, AFileInTheWayOfAFolderIs400AtAnyDepth) {
+  std::string base = std::string(kArtifacts) + "/1/abc/artifacts";
+  ASSERT_EQ(server_.Send("PUT", base + "/a/b", "a file", false).status, 200);
+  // Found by the request fuzzer: the file is the grandparent of the folder the PUT needs.
+  Reply nested = server_.Send("PUT", base + "/a/b/c/d/e.txt", "x", false);
+  EXPECT_EQ(nested.status, 400) << nested.body;
+  EXPECT_EQ(nested.json.value("error_code", ""), "INVALID_PARAMETER_VALUE");
+  EXPECT_EQ(server_.Send("PUT", base + "/a/b/c", "x", false).status, 400);
+}
+
 TEST_P(ArtifactsTest, MissingFileIs404) {
   Reply reply = server_.Get(std::string(kArtifacts) + "/0/none/artifacts/x.txt");
   EXPECT_EQ(reply.status, 404);
