@@ -6,21 +6,13 @@
 
 #include <gtest/gtest.h>
 
+#include "tests/support/manual_clock.h"
 #include "tests/support/test_database.h"
 
 namespace kiln::registry {
 namespace {
 
-// A clock the test moves by hand, so timestamps can be asserted exactly.
-class ManualClock : public Clock {
- public:
-  int64_t NowMillis() const override { return now_.load(); }
-  int64_t MonotonicNanos() const override { return now_.load() * 1000000; }
-  void Set(int64_t millis) { now_.store(millis); }
-
- private:
-  std::atomic<int64_t> now_{1700000000000};
-};
+using kiln::testing::ManualClock;
 
 class RegistryStoreTest : public ::testing::TestWithParam<store::Backend> {
  protected:

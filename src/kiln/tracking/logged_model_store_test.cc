@@ -14,6 +14,7 @@
 
 #include "kiln/tracking/search.h"
 #include "kiln/tracking/tracking_store.h"
+#include "tests/support/manual_clock.h"
 #include "tests/support/test_database.h"
 
 namespace kiln::tracking {
@@ -21,16 +22,7 @@ namespace {
 
 using store::Backend;
 
-// A clock the test moves by hand, so times in assertions are exact.
-class SteppingClock final : public Clock {
- public:
-  int64_t NowMillis() const override { return now_.load(); }
-  int64_t MonotonicNanos() const override { return now_.load() * 1'000'000; }
-  void Set(int64_t millis) { now_.store(millis); }
-
- private:
-  std::atomic<int64_t> now_{1'700'000'000'000};
-};
+using kiln::testing::ManualClock;
 
 class LoggedModelStoreTest : public ::testing::TestWithParam<Backend> {
  protected:
@@ -76,7 +68,7 @@ class LoggedModelStoreTest : public ::testing::TestWithParam<Backend> {
   }
 
   kiln::testing::TestDatabase database_{GetParam()};
-  SteppingClock clock_;
+  ManualClock clock_;
   std::unique_ptr<TrackingStore> tracking_;
   LoggedModelStore store_{database_.db(), &clock_};
 };

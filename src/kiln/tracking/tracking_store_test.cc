@@ -16,6 +16,7 @@
 
 #include "kiln/core/json.h"
 #include "tests/support/temp_dir.h"
+#include "tests/support/manual_clock.h"
 #include "tests/support/test_database.h"
 
 namespace kiln::tracking {
@@ -23,16 +24,7 @@ namespace {
 
 using store::Backend;
 
-// A clock the test moves by hand, so times in assertions are exact.
-class ManualClock final : public Clock {
- public:
-  int64_t NowMillis() const override { return now_.load(); }
-  int64_t MonotonicNanos() const override { return now_.load() * 1'000'000; }
-  void Set(int64_t millis) { now_.store(millis); }
-
- private:
-  std::atomic<int64_t> now_{1'700'000'000'000};
-};
+using kiln::testing::ManualClock;
 
 class TrackingStoreTest : public ::testing::TestWithParam<Backend> {
  protected:
