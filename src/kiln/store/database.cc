@@ -223,5 +223,13 @@ bool Backoff::Wait() {
   return true;
 }
 
+Result<int64_t> NextSequenceValue(Transaction& tx, std::string_view name) {
+  KILN_ASSIGN_OR_RETURN(
+      Rows rows, tx.Query("INSERT INTO id_sequences (name, value) VALUES (?, 1) ON CONFLICT (name) "
+                          "DO UPDATE SET value = id_sequences.value + 1 RETURNING value",
+                          {std::string(name)}));
+  return rows.Int(0, 0);
+}
+
 }  // namespace internal
 }  // namespace kiln::store

@@ -54,4 +54,7 @@ class Backoff {
   int attempts_ = 0;
 };
 
+// Transaction::NextSequenceValue for both backends: the statement is portable SQL.
+Result<int64_t> NextSequenceValue(Transaction& tx, std::string_view name);
+
 }  // namespace kiln::store::internal

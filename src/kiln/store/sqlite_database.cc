@@ -204,11 +204,7 @@ class SqliteTransaction : public Transaction {
   }
 
   Result<int64_t> NextSequenceValue(std::string_view name) override {
-    KILN_ASSIGN_OR_RETURN(
-        Rows rows, Query("INSERT INTO id_sequences (name, value) VALUES (?, 1) ON CONFLICT (name) "
-                         "DO UPDATE SET value = id_sequences.value + 1 RETURNING value",
-                         {std::string(name)}));
-    return rows.Int(0, 0);
+    return internal::NextSequenceValue(*this, name);
   }
 
   const Dialect& dialect() const override { return dialect_; }
