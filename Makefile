@@ -10,7 +10,7 @@ CMAKE_GEN := $(shell command -v ninja >/dev/null 2>&1 && echo "-G Ninja")
 export CCACHE_BASEDIR := $(CURDIR)
 export CCACHE_NOHASHDIR := true
 
-.PHONY: all setup build build-kiln build-asan test unit-test asan-test demo fuzz bench format lint clean
+.PHONY: all setup build build-kiln build-asan test unit-test asan-test demo fuzz bench bench-data format lint clean
 
 all: build
 
@@ -54,6 +54,10 @@ fuzz: setup
 
 bench: build
 	bash scripts/with-postgres.sh bash bench/run.sh $(BUILD)
+
+# The dataset benchmark: a 500 MB CSV and three kinds of 1% change, kiln beside git-lfs and git.
+bench-data: build
+	$(BUILD)/data_bench --kiln $(BUILD)/bin/kiln
 
 format:
 	find src tests bench fuzz -name '*.h' -o -name '*.cc' | xargs clang-format -i

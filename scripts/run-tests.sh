@@ -67,6 +67,12 @@ if [ -f "$root/tests/cli/run.sh" ]; then
     bash "$root/tests/cli/run.sh" "$build" "$root"/tests/cli/postgres/*.t
 fi
 
+# Crash safety of data commits and merges: every fault point and random kill -9s.
+if [ -f "$root/tests/data/crash_test.sh" ]; then
+  suite "data crash safety (fault points and kill -9)" count_plain \
+    bash "$root/tests/data/crash_test.sh" "$build"
+fi
+
 # The third-party `mlflow` npm client against kiln server, on both backends.
 if (cd "$root/tests/npm" && npm ci --no-audit --no-fund --loglevel=error >/dev/null 2>&1); then
   suite "npm mlflow client (SQLite)" count_node \

@@ -10,7 +10,7 @@ PACKAGES=(
   libssl-dev libxxhash-dev libzstd-dev libcli11-dev libspdlog-dev libfmt-dev
   libgtest-dev libgmock-dev libbenchmark-dev libcurl4-openssl-dev curl
   clang libclang-rt-14-dev clang-format clang-tidy
-  nodejs npm wrk python3
+  nodejs npm wrk python3 git-lfs
 )
 
 missing=()

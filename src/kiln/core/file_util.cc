@@ -1,5 +1,7 @@
 #include "kiln/core/file_util.h"
 
+#include <atomic>
+
 #include <fcntl.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -122,8 +124,16 @@ Status RemoveAll(const std::string& path) {
 }
 
 void FaultPoint(std::string_view point) {
-  static const char* armed = std::getenv("KILN_FAULT");
-  if (armed != nullptr && point == armed) {
+  // "name" or "name#N" (the Nth time the point is reached, counting from 1).
+  static const char* armed_env = std::getenv("KILN_FAULT");
+  if (armed_env == nullptr) return;
+  static const std::string_view armed = armed_env;
+  static const size_t hash = armed.find('#');
+  static const std::string_view armed_name = armed.substr(0, hash);
+  static const long armed_hit =
+      hash == std::string_view::npos ? 1 : std::strtol(armed_env + hash + 1, nullptr, 10);
+  static std::atomic<long> hits{0};
+  if (point == armed_name && hits.fetch_add(1) + 1 == armed_hit) {
     ::_exit(137);
   }
 }

@@ -26,7 +26,8 @@ Status SyncDirectory(const std::string& path);
 Status RemoveAll(const std::string& path);
 
 // Fault injection. When the environment variable KILN_FAULT names `point` (e.g.
-// "artifact.after_write"), the process exits with _exit(137) at that point, as a kill -9 would.
+// "artifact.after_write"), the process exits with _exit(137) at that point, as a kill -9 would;
+// "NAME#N" exits the Nth time the point is reached (a point inside a loop over chunks).
 // Crash tests run a command once per point. A no-op otherwise (one cached getenv).
 void FaultPoint(std::string_view point);
 

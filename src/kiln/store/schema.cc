@@ -219,6 +219,53 @@ CREATE INDEX logged_model_metrics_name_value
 )sql";
 
 
+// Version 3: versioned datasets (the data layer). Bytes live in the object store; these tables
+// say which objects exist (data_objects: an object counts as stored only once its row is here,
+// written after the object store's Sync), which commits exist, and where branches and tags point.
+// data_commits.parents is the parent ids separated by spaces, first parent first.
+// data_refs holds branches and tags in one namespace (kind 'branch' or 'tag').
+constexpr std::string_view kV3 = R"sql(
+CREATE TABLE data_commits (
+  commit_id TEXT PRIMARY KEY,
+  parents TEXT NOT NULL,
+  message TEXT NOT NULL,
+  author TEXT NOT NULL,
+  created_ms BIGINT NOT NULL
+);
+CREATE TABLE data_entries (
+  commit_id TEXT NOT NULL REFERENCES data_commits(commit_id),
+  name TEXT NOT NULL,
+  file_name TEXT NOT NULL,
+  format TEXT NOT NULL,
+  schema_json TEXT NOT NULL,
+  key_column TEXT,
+  row_count BIGINT NOT NULL,
+  byte_count BIGINT NOT NULL,
+  manifest_id TEXT NOT NULL,
+  profile_id TEXT,
+  PRIMARY KEY (commit_id, name)
+);
+CREATE TABLE data_refs (
+  name TEXT PRIMARY KEY,
+  kind TEXT NOT NULL,
+  commit_id TEXT NOT NULL,
+  updated_ms BIGINT NOT NULL
+);
+CREATE TABLE data_objects (
+  object_id TEXT PRIMARY KEY,
+  raw_size BIGINT NOT NULL,
+  stored_size BIGINT NOT NULL,
+  base_id TEXT,
+  depth INTEGER NOT NULL,
+  created_ms BIGINT NOT NULL
+);
+CREATE TABLE data_rules (
+  branch TEXT PRIMARY KEY,
+  rules TEXT NOT NULL,
+  updated_ms BIGINT NOT NULL
+)
+)sql";
+
 // SQLite stores these tables clustered on their primary key (WITHOUT ROWID), so the rows of one
 // run sit together: loading a page of 1,000 runs' params, tags and latest metrics reads about half
 // as many pages. PostgreSQL has no such clause; its text is the shared one.
@@ -243,6 +290,7 @@ const std::vector<Migration>& Migrations() {
   static const std::vector<Migration> kMigrations = {
       {1, "tracking and model registry", kV1Sqlite, kV1},
       {2, "logged models (MLflow 3.x)", kV2, ""},
+      {3, "versioned datasets", kV3, ""},
   };
   return kMigrations;
 }

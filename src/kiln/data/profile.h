@@ -1,0 +1,58 @@
+// Table profiles: per-column statistics stored with every committed table version, the
+// reference the drift monitor and validation compare against (never recomputed per check).
+//
+// JSON form (what is stored, as an object, and what `kiln data show --profile` prints):
+//   {"rows": N, "columns": [{
+//      "name": "...", "type": "float64", "count": non-null count, "nulls": N,
+//      numeric (int64, float64): "min", "max", "mean", "std" (sample, n-1), "quantiles":
+//        {"0": .., "0.01": .., "0.05": .., "0.25": .., "0.5": .., "0.75": .., "0.95": .., "0.99": .., "1": ..},
+//        "histogram": {"edges": [11 numbers], "counts": [10 counts]},
+//        "sample": sorted values; all non-null values (NaN excluded) when there are at most
+//                  sample_size of them, else a uniform sample of sample_size, "sample_exact": bool,
+//        "nan": count of NaN values,
+//      categorical, string, bool: "distinct" (exact up to 100,000 distinct, then a lower bound
+//        with "distinct_exact": false), "top": [{"value": "...", "count": N}, ... up to 20],
+//        string also "min_length", "max_length",
+//      timestamp: "min", "max" as ISO 8601 strings
+//   }, ...]}
+// Quantiles are exact when the sample is exact, else estimated from the sample.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <string>
+
+#include "kiln/core/json.h"
+#include "kiln/core/status.h"
+#include "kiln/table/reader.h"
+#include "kiln/table/schema.h"
+
+namespace kiln::data {
+
+struct ProfileOptions {
+  size_t sample_size = 100000;  // per numeric column
+  uint64_t seed = 42;           // the sample is deterministic for a given table version
+};
+
+// Builds a profile from rows. Chunks of a large table are profiled in parallel by separate
+// builders and merged in chunk order, so the result does not depend on the thread count.
+// Not thread-safe; one per thread.
+class ProfileBuilder {
+ public:
+  ProfileBuilder(table::Schema schema, ProfileOptions options = {});
+  ~ProfileBuilder();
+  ProfileBuilder(ProfileBuilder&&) noexcept;
+  ProfileBuilder& operator=(ProfileBuilder&&) noexcept;
+
+  // Adds the reader's current row (cells in schema order; assumed to have passed CheckCell).
+  void Add(const table::RowReader& row);
+  // Folds `other` (rows that come after this builder's) into this one.
+  void Merge(ProfileBuilder&& other);
+  Json Finish() const;
+
+ private:
+  struct State;
+  std::unique_ptr<State> state_;
+};
+
+}  // namespace kiln::data

@@ -1,0 +1,87 @@
+// The content-addressed object store: chunks, manifests and profiles of data commits.
+//
+// An object is named by the SHA-256 of its raw (decoded) bytes and stored once, at
+// ROOT/ab/cdef... (the first two hex digits are the folder). On disk an object is:
+//
+//   object  := magic(4) "KOB1" | encoding(1) | raw_size(u64 LE) | [base(32)] | payload
+//   encoding:= 0 raw bytes | 1 zstd frame | 2 zstd frame compressed with the base object's raw
+//              bytes as prefix (ZSTD_CCtx_refPrefix), so it holds only what differs from base
+//
+// Deltas chain (a base may itself be a delta); the writer bounds the depth (ObjectInfo::depth).
+//
+// Durability: Put() writes a temp file and renames it into place without fsync; Sync() makes
+// every object put since the last Sync durable (one syncfs plus the touched folders' fsyncs),
+// and the caller acknowledges nothing (records no object in metadata) before Sync() returns.
+// A crash can therefore leave complete-looking files whose bytes never reached the disk: the
+// metadata, not the folder, says which objects exist, and Verify() checks the bytes.
+//
+// Thread safety: Put, Get, Stat and Verify may run concurrently from several threads (commits
+// put chunks from a worker pool); Remove must not race a Put of the same id (gc holds the data
+// write lock).
+#pragma once
+
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <optional>
+#include <string>
+#include <string_view>
+
+#include "kiln/core/hash.h"
+#include "kiln/core/status.h"
+
+namespace kiln::objects {
+
+enum class Encoding : uint8_t { kRaw = 0, kZstd = 1, kZstdDelta = 2 };
+
+struct ObjectInfo {
+  Digest id;
+  Encoding encoding = Encoding::kRaw;
+  uint64_t raw_size = 0;
+  uint64_t stored_size = 0;  // file size on disk
+  std::optional<Digest> base;  // kZstdDelta only
+};
+
+struct PutOptions {
+  int zstd_level = 1;
+  // Store as a delta against this object, which must exist (zstd with the base as prefix is
+  // never much larger than plain zstd, and far smaller when the two share most bytes). The
+  // caller bounds chain depth.
+  std::optional<Digest> base;
+  std::string_view base_raw;  // the base's raw bytes, if the caller has them (saves a Get)
+};
+
+class ObjectStore {
+ public:
+  virtual ~ObjectStore() = default;
+
+  // A local folder (created if missing).
+  static Result<std::unique_ptr<ObjectStore>> OpenLocal(const std::string& root);
+
+  // Stores `raw` under `id` (= Sha256Of(raw), which the caller computed; asserted in debug).
+  // If an object file with that id already exists it is replaced (its bytes may be from a
+  // crashed, unsynced write). Returns what was written.
+  virtual Result<ObjectInfo> Put(const Digest& id, std::string_view raw,
+                                 const PutOptions& options = {}) = 0;
+  virtual Status Sync() = 0;
+
+  // The raw bytes of `id`, resolving delta bases. NotFound if missing; Internal if corrupt
+  // (bad header, zstd error, or with verify=true a hash mismatch).
+  virtual Result<std::string> Get(const Digest& id, bool verify = false) = 0;
+  virtual Result<ObjectInfo> Stat(const Digest& id) = 0;
+  virtual bool Exists(const Digest& id) = 0;
+  // Decodes and rehashes; Internal naming the object and what is wrong.
+  virtual Status Verify(const Digest& id) = 0;
+  virtual Status Remove(const Digest& id) = 0;
+
+  // Every object file (ids only; temp files are skipped), with its size and modification time in
+  // milliseconds since the epoch.
+  virtual Status ForEach(
+      const std::function<Status(const Digest& id, uint64_t stored_size, int64_t mtime_ms)>& fn) = 0;
+  // Removes temp files left by crashed writers that are older than `older_than_ms`.
+  virtual Status RemoveStaleTemps(int64_t older_than_ms) = 0;
+
+  virtual const std::string& root() const = 0;
+};
+
+}  // namespace kiln::objects

@@ -1,0 +1,67 @@
+// Schema inference and type checking of cells.
+//
+// The type of a column is inferred from the first rows of a file (the first chunk); every later
+// value must fit it, or the commit fails with an error naming file, line and column ("column
+// 'age': expected int64, found 'abc'"): a type change mid-file is malformed input. The only
+// widening allowed after inference is int64 -> float64 (a column of whole numbers that turns out
+// to hold decimals).
+//
+// Rules for a column's cells (nulls are ignored; a column of only nulls is a nullable string):
+//   bool        true/false/True/False/TRUE/FALSE (not 0/1)
+//   int64       optional sign and digits that fit in int64
+//   float64     decimal or exponent numbers, nan, inf (any case)
+//   timestamp   ISO 8601: 2026-11-01, 2026-11-01T12:00:00[.fff][Z|+hh:mm] (or ' ' for 'T')
+//   categorical strings with at most kMaxCategories distinct values and fewer distinct values
+//               than half the non-null count, decided on the inference rows
+//   string      anything else; quoted CSV fields and JSON strings that look like numbers stay
+//               numbers in CSV (quoting is not typing there) but are strings in JSONL.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <string_view>
+#include <vector>
+
+#include "kiln/core/status.h"
+#include "kiln/table/format.h"
+#include "kiln/table/reader.h"
+#include "kiln/table/schema.h"
+
+namespace kiln::table {
+
+inline constexpr size_t kMaxCategories = 64;
+
+// Accumulates the first rows of a file and proposes a schema.
+class SchemaInferrer {
+ public:
+  explicit SchemaInferrer(Format format);
+  ~SchemaInferrer();
+  SchemaInferrer(const SchemaInferrer&) = delete;
+  SchemaInferrer& operator=(const SchemaInferrer&) = delete;
+
+  // Observes the reader's current row (column_names() may have grown since the last row).
+  void Observe(const RowReader& reader);
+  Schema Finish() const;
+
+ private:
+  struct ColumnState;  // defined in inference.cc
+  Format format_;
+  std::vector<std::string> names_;
+  std::vector<std::unique_ptr<ColumnState>> columns_;
+};
+
+// Checks one cell against its column type. On mismatch returns InvalidArgument
+// "FILE:LINE:COLUMN: column 'age': expected int64, found 'abc'", where COLUMN is the 1-based
+// field index. A value of an int64 column that parses as float64 sets *widen_to_float.
+Status CheckCell(const Column& column, const Cell& cell, std::string_view file_name, int64_t line,
+                 int field_index, bool* widen_to_float);
+
+// Typed parses used by profiles, validation, diff and export. They assume the cell passed
+// CheckCell for that type.
+Result<int64_t> ParseInt64(std::string_view text);
+Result<double> ParseFloat64(std::string_view text);
+Result<bool> ParseBool(std::string_view text);
+// Milliseconds since the epoch, UTC.
+Result<int64_t> ParseTimestampMillis(std::string_view text);
+
+}  // namespace kiln::table
