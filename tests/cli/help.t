@@ -19,13 +19,16 @@ $ kiln version --json
 $ for c in init server version "experiments" "experiments list" "experiments show" \
 >   "experiments create" "experiments delete" "experiments restore" "experiments rename" \
 >   "runs" "runs list" "runs search" "runs show" "runs compare" "runs delete" "runs restore" \
->   "runs create" "runs log" "runs end" "models" "models list" "models show" "models versions"; do
+>   "runs create" "runs log" "runs end" "models" "models list" "models show" "models versions" \
+>   "data" "data commit" "data log" "data show" "data diff" "data checkout" "data export" \
+>   "data branch" "data tag" "data merge" "data revert" "data validate" "data rules" "data gc" \
+>   fsck; do
 >   kiln $c --help > help.out || echo "kiln $c --help failed"
 >   grep -q "^Usage: kiln $c" help.out || echo "kiln $c --help printed no usage"
 > done
 
 $ kiln
-kiln: 'kiln' needs a command: init, server, version, experiments, runs, models
+kiln: 'kiln' needs a command: init, server, version, experiments, runs, models, data, fsck
 Run with --help for more information.
 [exit 2]
 

@@ -4,6 +4,7 @@
 #include <atomic>
 #include <charconv>
 #include <chrono>
+#include <filesystem>
 #include <map>
 #include <mutex>
 #include <string>
@@ -11,10 +12,12 @@
 #include <tuple>
 #include <utility>
 
+#include "kiln/api/data_api.h"
 #include "kiln/api/mlflow_routes.h"
 #include "kiln/core/file_util.h"
 #include "kiln/core/json.h"
 #include "kiln/core/version.h"
+#include "kiln/data/repository.h"
 #include "kiln/api/mlflow_logged_models.h"
 #include "kiln/registry/registry_store.h"
 #include "kiln/tracking/logged_model_store.h"
@@ -30,6 +33,11 @@ constexpr std::string_view kPrefixRoutes[] = {
     "/ajax-api/2.0/mlflow-artifacts/artifacts/",
     "/api/2.0/mlflow/logged-models/",
     "/ajax-api/2.0/mlflow/logged-models/",
+    "/api/kiln/v1/data/commits/",
+    "/api/kiln/v1/data/uploads/",
+    "/api/kiln/v1/data/branches/",
+    "/api/kiln/v1/data/tags/",
+    "/api/kiln/v1/data/rules/",
 };
 
 // Upper bounds of the latency histogram, in seconds: 0.5 ms (a cached read) to 10 s.
@@ -178,6 +186,13 @@ void EndpointNotFound(const http::Request& request, http::Response& response) {
   response.body = body.dump(-1, ' ', false, Json::error_handler_t::replace);
 }
 
+// The folder `name` beside `folder` ("/p/.kiln/artifacts" -> "/p/.kiln/objects").
+std::string SiblingFolder(const std::string& folder, const std::string& name) {
+  std::filesystem::path path = std::filesystem::path(folder).lexically_normal();
+  if (!path.has_filename()) path = path.parent_path();  // a trailing slash
+  return (path.parent_path() / name).string();
+}
+
 void WriteText(http::Response& response, std::string body) {
   response.status = 200;
   response.content_type = "text/plain; charset=utf-8";
@@ -195,6 +210,7 @@ struct App::State {
   std::unique_ptr<tracking::TrackingStore> tracking;
   std::unique_ptr<registry::RegistryStore> registry;
   std::unique_ptr<tracking::LoggedModelStore> logged_models;
+  std::unique_ptr<data::Repository> data;
   http::Router routes;
   RequestMetrics metrics;
   std::unique_ptr<http::Server> server;
@@ -242,12 +258,18 @@ Result<std::unique_ptr<App>> App::Open(const ServerConfig& config, Clock* clock)
   KILN_ASSIGN_OR_RETURN(state->registry, registry::RegistryStore::Open(state->database.get(), clock));
   state->logged_models =
       std::make_unique<tracking::LoggedModelStore>(state->database.get(), clock);
+  std::string objects_root =
+      config.objects_root.empty() ? SiblingFolder(config.artifact_root, "objects") : config.objects_root;
+  KILN_ASSIGN_OR_RETURN(state->data, data::Repository::Open(state->database.get(), objects_root));
 
   http::Router& routes = state->routes;
   RegisterTrackingRoutes(routes, *state->tracking);
   RegisterRegistryRoutes(routes, *state->registry);
   RegisterArtifactRoutes(routes, *state->tracking, config.artifact_root);
   RegisterLoggedModelRoutes(routes, *state->logged_models, config.artifact_root);
+  DataApiOptions data_options;
+  data_options.uploads_dir = SiblingFolder(objects_root, "uploads");
+  RegisterDataRoutes(routes, *state->data, data_options);
   routes.Add("GET", "/health",
              [](const http::Request&, http::Response& response) { WriteText(response, "OK"); });
   routes.Add("GET", "/version", [](const http::Request&, http::Response& response) {
@@ -292,5 +314,6 @@ void App::Dispatch(const http::Request& request, http::Response& response) const
 tracking::TrackingStore& App::tracking() { return *state_->tracking; }
 registry::RegistryStore& App::registry() { return *state_->registry; }
 store::Database& App::database() { return *state_->database; }
+data::Repository& App::data() { return *state_->data; }
 
 }  // namespace kiln::api

@@ -6,6 +6,7 @@
 //                                          RPCs (mlflow_registry.cc)
 //   /api/2.0/mlflow-artifacts/artifacts/.. proxied artifacts: PUT, GET, DELETE, GET ?path= (list)
 //   /api/2.0/mlflow/artifacts/list         a run's artifacts; /get-artifact one file of a run
+//   /api/kiln/v1/data/...                  versioned datasets (data_api.h)
 //   GET /health   -> 200 "OK" (text/plain)
 //   GET /version  -> kiln's version (text/plain)
 //   GET /metrics  -> Prometheus text: kiln_http_requests_total{method,route,status},
@@ -41,6 +42,9 @@ class TrackingStore;
 namespace kiln::registry {
 class RegistryStore;
 }
+namespace kiln::data {
+class Repository;
+}
 
 namespace kiln::api {
 
@@ -50,6 +54,10 @@ struct ServerConfig {
   std::string store_uri;
   // Folder holding proxied artifacts (<experiment>/<run>/artifacts/...); created if missing.
   std::string artifact_root;
+  // Folder of data objects (the data layer's object store); created if missing. Empty: beside
+  // the artifact root (<artifact_root>/../objects), as the CLI's store locator lays them out.
+  // Unfinished data uploads live beside it, in <objects_root>/../uploads.
+  std::string objects_root;
   // Address, port, limits. threads == 0 becomes kDefaultThreads: handlers block on the database,
   // so one thread per core would leave the cores idle while they wait.
   http::ServerOptions http;
@@ -82,6 +90,7 @@ class App {
   tracking::TrackingStore& tracking();
   registry::RegistryStore& registry();
   store::Database& database();
+  data::Repository& data();
 
  private:
   struct State;

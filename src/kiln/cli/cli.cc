@@ -56,6 +56,8 @@ int Run(int argc, char** argv) {
   AddExperimentCommands(app, context);
   AddRunCommands(app, context);
   AddModelCommands(app, context);
+  AddDataCommands(app, context);
+  AddFsckCommand(app, context);
 
   try {
     app.parse(argc, argv);

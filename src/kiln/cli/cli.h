@@ -55,5 +55,7 @@ void AddVersionCommand(CLI::App& app, Context& context);
 void AddExperimentCommands(CLI::App& app, Context& context);
 void AddRunCommands(CLI::App& app, Context& context);
 void AddModelCommands(CLI::App& app, Context& context);
+void AddDataCommands(CLI::App& app, Context& context);   // commands_data.cc
+void AddFsckCommand(CLI::App& app, Context& context);    // commands_data.cc
 
 }  // namespace kiln::cli

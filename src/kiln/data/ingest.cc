@@ -47,15 +47,25 @@ std::vector<NewObject> ObjectIndex::TakePending() {
 }
 
 Result<Digest> PutMetadataObject(objects::ObjectStore& objects, ObjectIndex& index,
-                                 std::string_view bytes) {
+                                 std::string_view bytes, std::optional<Digest> base,
+                                 int max_delta_depth) {
   Digest id = Sha256Of(bytes);
   KILN_ASSIGN_OR_RETURN(std::optional<int> depth, index.Depth(id));
   if (depth) return id;
   if (!index.Claim(id)) return id;
   objects::PutOptions put;
   put.zstd_level = 3;
+  int new_depth = 0;
+  if (base && *base != id) {
+    KILN_ASSIGN_OR_RETURN(std::optional<int> base_depth, index.Depth(*base));
+    if (base_depth && *base_depth < max_delta_depth) {
+      put.base = *base;
+      new_depth = *base_depth + 1;
+    }
+  }
   KILN_ASSIGN_OR_RETURN(objects::ObjectInfo info, objects.Put(id, bytes, put));
-  index.AddPending(NewObject{id, info, 0});
+  if (info.encoding != objects::Encoding::kZstdDelta) new_depth = 0;
+  index.AddPending(NewObject{id, info, new_depth});
   return id;
 }
 
@@ -182,8 +192,8 @@ Status Ingest::InferSchema(std::string_view first_chunk) {
     inferrer.Observe(*reader);
   }
   schema_ = inferrer.Finish();
-  if (schema_.columns.empty() && *target_.format == table::Format::kJsonl) {
-    // Only names from the reader (no rows): still take them.
+  if (schema_.columns.empty()) {
+    // A header and no rows: the names are all there is; the columns are nullable strings.
     for (const std::string& name : reader->column_names()) {
       schema_.columns.push_back(table::Column{name, table::ColumnType::kString, true});
     }
@@ -448,7 +458,11 @@ Result<TableVersion> Ingest::Finish() {
                              " has no such column");
     }
     std::string profile_text = profile_->Finish().dump();
-    KILN_ASSIGN_OR_RETURN(Digest profile_id, PutMetadataObject(*objects_, *index_, profile_text));
+    std::optional<Digest> previous_profile;
+    if (target_.previous != nullptr) previous_profile = target_.previous->profile;
+    KILN_ASSIGN_OR_RETURN(Digest profile_id,
+                          PutMetadataObject(*objects_, *index_, profile_text, previous_profile,
+                                            options_->max_delta_depth));
     version.profile = profile_id;
   }
   Json manifest = {{"format", target_.format ? std::string(table::FormatName(*target_.format))
@@ -463,7 +477,11 @@ Result<TableVersion> Ingest::Finish() {
                                   {"first_line", chunk.first_line},
                                   {"anchor", chunk.anchor}});
   }
-  KILN_ASSIGN_OR_RETURN(version.manifest, PutMetadataObject(*objects_, *index_, manifest.dump()));
+  std::optional<Digest> previous_manifest;
+  if (target_.previous != nullptr) previous_manifest = target_.previous->manifest;
+  KILN_ASSIGN_OR_RETURN(version.manifest,
+                        PutMetadataObject(*objects_, *index_, manifest.dump(), previous_manifest,
+                                          options_->max_delta_depth));
   return version;
 }
 

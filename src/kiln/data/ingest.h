@@ -59,9 +59,11 @@ class ObjectIndex {
   std::vector<NewObject> pending_;
 };
 
-// Puts a small object (a manifest, a profile) if not stored yet. Returns its id.
+// Puts a small object (a manifest, a profile) if not stored yet, as a delta against `base` (the
+// previous version's) when its chain is shorter than max_delta_depth. Returns its id.
 Result<Digest> PutMetadataObject(objects::ObjectStore& objects, ObjectIndex& index,
-                                 std::string_view bytes);
+                                 std::string_view bytes, std::optional<Digest> base,
+                                 int max_delta_depth);
 
 struct IngestTarget {
   std::string name;

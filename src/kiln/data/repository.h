@@ -197,8 +197,8 @@ class Repository {
                                               const DiffOptions& options) = 0;
   virtual Result<Json> Profile(std::string_view ref, std::string_view table) = 0;
 
-  // Validates every table of `ref` against `rules`, or the rules attached to `ref`'s branch when
-  // rules is null (no rules: no violations).
+  // Validates every table of `ref` against `rules`, or the rules attached to the branch `ref`
+  // names when rules is null (InvalidArgument if `ref` is not a branch or it has no rules).
   virtual Result<std::vector<Violation>> Validate(std::string_view ref, const Rules* rules) = 0;
   // Attaches rules to a branch (empty text detaches). Later commits and merges into the branch
   // that break them are refused.
