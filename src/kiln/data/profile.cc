@@ -1,0 +1,929 @@
+#include "kiln/data/profile.h"
+
+#include <algorithm>
+#include <array>
+#include <bit>
+#include <cmath>
+#include <cstdio>
+#include <functional>
+#include <limits>
+#include <optional>
+#include <string_view>
+#include <unordered_map>
+#include <utility>
+#include <vector>
+
+#include "kiln/table/inference.h"
+
+// How the statistics stay independent of the chunking (the same JSON whatever the thread count):
+//
+// - Sample: every row gets a key, a bijective mix of (seed, the row's line number in the file),
+//   and a column's sample is the values of the sample_size rows with the smallest keys among the
+//   rows where it has a value (a bottom-k sample: uniform, and the bottom-k of a union is the
+//   bottom-k of the parts' bottom-k). Line numbers are global because every chunk's reader is
+//   told its first line (ReadOptions::first_line), so rows need no global index. The candidates
+//   are kept per row for all numeric columns at once (see RowSample).
+// - Mean and std: floating-point sums depend on the order of addition, so the builder keeps the
+//   sums of values and of squares EXACTLY (integers in fixed point: a double is an integer
+//   multiple of 2^-1074, a square of 2^-2148), per binary exponent in the hot loop and folded into
+//   wide integers at merge and finish. Exact sums merge in any order; the variance is computed
+//   from them without cancellation: (n*S2 - S1^2) / (n(n-1)).
+// - Min, max, counts and category counts are order-independent (category counts up to the cap).
+namespace kiln::data {
+namespace {
+
+__extension__ typedef __int128 Int128;
+__extension__ typedef unsigned __int128 Uint128;
+
+constexpr size_t kMaxDistinct = 100000;
+constexpr size_t kTopCategories = 20;
+constexpr int kHistogramBins = 10;
+constexpr std::array<double, 9> kQuantiles = {0, 0.01, 0.05, 0.25, 0.5, 0.75, 0.95, 0.99, 1};
+constexpr std::array<const char*, 9> kQuantileNames = {"0",    "0.01", "0.05", "0.25", "0.5",
+                                                        "0.75", "0.95", "0.99", "1"};
+
+uint64_t Mix(uint64_t x) {  // splitmix64's finalizer: a bijection of 64-bit integers
+  x += 0x9e3779b97f4a7c15ULL;
+  x = (x ^ (x >> 30)) * 0xbf58476d1ce4e5b9ULL;
+  x = (x ^ (x >> 27)) * 0x94d049bb133111ebULL;
+  return x ^ (x >> 31);
+}
+
+// A two's complement integer of 72 64-bit limbs: wide enough for n * (sum of squares) and the
+// square of the sum of any double values (units 2^-2148 up to 2^2048, times n < 2^63).
+class WideInt {
+ public:
+  static constexpr size_t kLimbs = 72;
+
+  // Adds (or subtracts) `magnitude` * 2^shift.
+  void AddShifted(Uint128 magnitude, int shift, bool negative) {
+    size_t limb = static_cast<size_t>(shift / 64);
+    int bit = shift % 64;
+    uint64_t low = static_cast<uint64_t>(magnitude);
+    uint64_t high = static_cast<uint64_t>(magnitude >> 64);
+    std::array<uint64_t, 3> parts = {low, high, 0};
+    if (bit != 0) {
+      parts = {low << bit, (high << bit) | (low >> (64 - bit)), high >> (64 - bit)};
+    }
+    if (!negative) {
+      uint64_t carry = 0;
+      for (size_t i = limb; i < kLimbs; ++i) {
+        uint64_t add = i - limb < 3 ? parts[i - limb] : 0;
+        if (add == 0 && carry == 0 && i - limb >= 3) break;
+        Uint128 sum = static_cast<Uint128>(limbs_[i]) + add + carry;
+        limbs_[i] = static_cast<uint64_t>(sum);
+        carry = static_cast<uint64_t>(sum >> 64);
+      }
+    } else {
+      uint64_t borrow = 0;
+      for (size_t i = limb; i < kLimbs; ++i) {
+        uint64_t sub = i - limb < 3 ? parts[i - limb] : 0;
+        if (sub == 0 && borrow == 0 && i - limb >= 3) break;
+        Uint128 difference = static_cast<Uint128>(limbs_[i]) - sub - borrow;
+        limbs_[i] = static_cast<uint64_t>(difference);
+        borrow = (difference >> 64) != 0 ? 1 : 0;  // wrapped below zero
+      }
+    }
+  }
+
+  void Add(const WideInt& other) {
+    uint64_t carry = 0;
+    for (size_t i = 0; i < kLimbs; ++i) {
+      Uint128 sum = static_cast<Uint128>(limbs_[i]) + other.limbs_[i] + carry;
+      limbs_[i] = static_cast<uint64_t>(sum);
+      carry = static_cast<uint64_t>(sum >> 64);
+    }
+  }
+
+  void Subtract(const WideInt& other) {
+    WideInt negated = other;
+    negated.Negate();
+    Add(negated);
+  }
+
+  bool IsNegative() const { return (limbs_[kLimbs - 1] >> 63) != 0; }
+
+  void Negate() {
+    uint64_t carry = 1;
+    for (uint64_t& limb : limbs_) {
+      Uint128 sum = static_cast<Uint128>(~limb) + carry;
+      limb = static_cast<uint64_t>(sum);
+      carry = static_cast<uint64_t>(sum >> 64);
+    }
+  }
+
+  void MultiplySmall(uint64_t factor) {
+    uint64_t carry = 0;
+    for (uint64_t& limb : limbs_) {
+      Uint128 product = static_cast<Uint128>(limb) * factor + carry;
+      limb = static_cast<uint64_t>(product);
+      carry = static_cast<uint64_t>(product >> 64);
+    }
+  }
+
+  // The square of a non-negative value (truncated to kLimbs, which the sizes above never reach).
+  WideInt Square() const {
+    WideInt out;
+    for (size_t i = 0; i < kLimbs; ++i) {
+      if (limbs_[i] == 0) continue;
+      uint64_t carry = 0;
+      for (size_t j = 0; i + j < kLimbs; ++j) {
+        Uint128 product =
+            static_cast<Uint128>(limbs_[i]) * limbs_[j] + out.limbs_[i + j] + carry;
+        out.limbs_[i + j] = static_cast<uint64_t>(product);
+        carry = static_cast<uint64_t>(product >> 64);
+      }
+    }
+    return out;
+  }
+
+  // value * 2^unit_exponent / divisor, rounded once from the top 64 bits (with a sticky bit)
+  // and once by the division: deterministic, which is what the profile needs.
+  double ToDouble(int unit_exponent, double divisor = 1.0) const {
+    WideInt magnitude = *this;
+    bool negative = IsNegative();
+    if (negative) magnitude.Negate();
+    int top = -1;
+    for (int i = static_cast<int>(kLimbs) - 1; i >= 0; --i) {
+      if (magnitude.limbs_[static_cast<size_t>(i)] != 0) {
+        top = i;
+        break;
+      }
+    }
+    if (top < 0) return 0.0;
+    const auto& limbs = magnitude.limbs_;
+    uint64_t high = limbs[static_cast<size_t>(top)];
+    uint64_t next = top > 0 ? limbs[static_cast<size_t>(top - 1)] : 0;
+    int zeros = std::countl_zero(high);
+    uint64_t bits = zeros == 0 ? high : (high << zeros) | (next >> (64 - zeros));
+    bool sticky = zeros != 0 && (next << zeros) != 0;
+    if (zeros == 0) sticky = next != 0;
+    for (int i = top - 2; i >= 0 && !sticky; --i) sticky = limbs[static_cast<size_t>(i)] != 0;
+    if (sticky) bits |= 1;  // 64 bits hold 11 below the double's 53: bit 0 acts as sticky
+    double value = std::ldexp(static_cast<double>(bits) / divisor, 64 * top - zeros + unit_exponent);
+    return negative ? -value : value;
+  }
+
+ private:
+  std::array<uint64_t, kLimbs> limbs_{};
+};
+
+// Exact sums of finite doubles and of their squares. The hot path adds the 53-bit mantissa (and
+// its 106-bit square) into a slot per binary exponent; slots cover only the exponents seen.
+class ExactSums {
+ public:
+  void Add(double value) {
+    uint64_t bits = std::bit_cast<uint64_t>(value);
+    uint32_t exponent = static_cast<uint32_t>(bits >> 52) & 0x7ff;
+    uint64_t mantissa = bits & ((uint64_t{1} << 52) - 1);
+    if (exponent != 0) mantissa |= uint64_t{1} << 52;
+    uint32_t index = exponent - base_;
+    if (index >= slots_.size()) [[unlikely]] {
+      Grow(exponent);
+      index = exponent - base_;
+    }
+    Slot& slot = slots_[index];
+    Int128 signed_mantissa = static_cast<Int128>(mantissa);
+    slot.sum += (bits >> 63) != 0 ? -signed_mantissa : signed_mantissa;
+    slot.squares += static_cast<Uint128>(mantissa) * mantissa;
+    // A slot holds 2^21 squares of up to 2^106 before it could overflow.
+    if (++pending_squares_ == (uint64_t{1} << 21)) [[unlikely]] FlushSquares();
+  }
+
+  void Merge(ExactSums&& other) {
+    other.FlushSquares();
+    FlushSquares();
+    square_total_.Add(other.square_total_);
+    for (size_t i = 0; i < other.slots_.size(); ++i) {
+      if (other.slots_[i].sum == 0) continue;
+      uint32_t exponent = other.base_ + static_cast<uint32_t>(i);
+      if (exponent - base_ >= slots_.size()) Grow(exponent);
+      // A slot's sum holds 2^74 mantissas: no overflow.
+      slots_[exponent - base_].sum += other.slots_[i].sum;
+    }
+  }
+
+  // Σx in units of 2^-1074.
+  WideInt Sum() const {
+    WideInt total;
+    for (size_t i = 0; i < slots_.size(); ++i) {
+      Int128 sum = slots_[i].sum;
+      if (sum == 0) continue;
+      bool negative = sum < 0;
+      Uint128 magnitude = negative ? -static_cast<Uint128>(sum) : static_cast<Uint128>(sum);
+      total.AddShifted(magnitude, Shift(base_ + static_cast<uint32_t>(i)), negative);
+    }
+    return total;
+  }
+
+  // Σx² in units of 2^-2148.
+  WideInt SumOfSquares() const {
+    WideInt total = square_total_;
+    for (size_t i = 0; i < slots_.size(); ++i) {
+      if (slots_[i].squares != 0) {
+        total.AddShifted(slots_[i].squares, 2 * Shift(base_ + static_cast<uint32_t>(i)), false);
+      }
+    }
+    return total;
+  }
+
+ private:
+  struct Slot {
+    Int128 sum = 0;       // signed mantissas
+    Uint128 squares = 0;  // squared mantissas since the last flush
+  };
+
+  // A biased exponent E >= 1 weighs 2^(E-1075) = 2^-1074 * 2^(E-1); subnormals (E = 0) 2^-1074.
+  static int Shift(uint32_t exponent) { return exponent == 0 ? 0 : static_cast<int>(exponent) - 1; }
+
+  void Grow(uint32_t exponent) {
+    uint32_t low = exponent, high = exponent;
+    if (!slots_.empty()) {
+      low = std::min(low, base_);
+      high = std::max(high, base_ + static_cast<uint32_t>(slots_.size()) - 1);
+    }
+    low = low >= 4 ? low - 4 : 0;  // a little room: neighbouring exponents are likely
+    high = std::min<uint32_t>(high + 4, 2047);
+    std::vector<Slot> slots(high - low + 1);
+    for (size_t i = 0; i < slots_.size(); ++i) slots[base_ + i - low] = slots_[i];
+    slots_ = std::move(slots);
+    base_ = low;
+  }
+
+  void FlushSquares() {
+    for (size_t i = 0; i < slots_.size(); ++i) {
+      if (slots_[i].squares == 0) continue;
+      square_total_.AddShifted(slots_[i].squares, 2 * Shift(base_ + static_cast<uint32_t>(i)),
+                               false);
+      slots_[i].squares = 0;
+    }
+    pending_squares_ = 0;
+  }
+
+  uint32_t base_ = 0;
+  std::vector<Slot> slots_;
+  uint64_t pending_squares_ = 0;
+  WideInt square_total_;
+};
+
+// The value of a decimal like "-12.375" when a correctly rounded parse is one IEEE division
+// (Clinger's fast path: the digits as an integer below 2^53, divided by an exact power of ten),
+// so it equals table::ParseFloat64's; false for anything else (exponents, long or special
+// values), which the caller parses with table::ParseFloat64.
+bool ParseShortDecimal(std::string_view text, double* value) {
+  static constexpr double kPowersOfTen[] = {1e0,  1e1,  1e2,  1e3,  1e4,  1e5,  1e6,  1e7,
+                                            1e8,  1e9,  1e10, 1e11, 1e12, 1e13, 1e14, 1e15,
+                                            1e16, 1e17, 1e18, 1e19, 1e20, 1e21, 1e22};
+  const char* p = text.data();
+  const char* end = p + text.size();
+  const bool negative = p != end && *p == '-';
+  if (negative) ++p;
+  const char* integer_start = p;
+  uint64_t digits = 0;
+  while (p != end && static_cast<unsigned>(*p - '0') < 10) digits = digits * 10 + static_cast<unsigned>(*p++ - '0');
+  const ptrdiff_t integer_digits = p - integer_start;
+  ptrdiff_t fraction_digits = 0;
+  if (p != end && *p == '.') {
+    const char* fraction_start = ++p;
+    while (p != end && static_cast<unsigned>(*p - '0') < 10) digits = digits * 10 + static_cast<unsigned>(*p++ - '0');
+    fraction_digits = p - fraction_start;
+    if (fraction_digits == 0) return false;
+  }
+  // At most 19 digits cannot overflow 64 bits.
+  if (p != end || integer_digits == 0 || integer_digits + fraction_digits > 19 ||
+      digits > (uint64_t{1} << 53) || fraction_digits > 22) {
+    return false;
+  }
+  double result = static_cast<double>(digits) / kPowersOfTen[fraction_digits];
+  *value = negative ? -result : result;
+  return true;
+}
+
+// Bottom-k samples of every numeric column, kept as candidate rows: a row's key and one value per
+// numeric column (NaN where the column has no value). Column c's sample is the values of its k
+// smallest keys among rows where it has a value; once a column has more than k such candidates,
+// limit_c is its k-th smallest key and a row is kept only if some column it has a value in needs
+// it (key <= limit_c). One key check per row rejects most rows once the limits are set.
+class RowSample {
+ public:
+  RowSample(size_t width, size_t capacity)
+      : width_(width),
+        capacity_(capacity),
+        limits_(width, kUnlimited),
+        next_compaction_(std::max<size_t>(2 * capacity, 1024)) {}
+
+  // True if a row with this key may be needed; then call Needed with its values.
+  bool MayNeed(uint64_t key) const { return key <= largest_limit_ && capacity_ > 0; }
+  bool Needed(uint64_t key, const double* values) const {
+    for (size_t c = 0; c < width_; ++c) {
+      if (!std::isnan(values[c]) && key <= limits_[c]) return true;
+    }
+    return false;
+  }
+  void Append(uint64_t key, const double* values) {
+    if (keys_.capacity() == 0) {
+      keys_.reserve(4096);
+      values_.reserve(4096 * width_);
+    }
+    keys_.push_back(key);
+    for (size_t c = 0; c < width_; ++c) values_.push_back(values[c]);
+    if (keys_.size() >= next_compaction_) Compact();
+  }
+
+  void Merge(RowSample&& other) {
+    if (keys_.empty() && largest_limit_ == kUnlimited) {
+      std::swap(keys_, other.keys_);
+      std::swap(values_, other.values_);
+    } else if (largest_limit_ == kUnlimited) {  // no limits yet: every row is a candidate
+      if (keys_.capacity() < next_compaction_) {  // grow once, not by doubling
+        keys_.reserve(next_compaction_);
+        values_.reserve(next_compaction_ * width_);
+      }
+      keys_.insert(keys_.end(), other.keys_.begin(), other.keys_.end());
+      values_.insert(values_.end(), other.values_.begin(), other.values_.end());
+    } else {
+      for (size_t row = 0; row < other.keys_.size(); ++row) {
+        const uint64_t key = other.keys_[row];
+        const double* values = &other.values_[row * width_];
+        if (MayNeed(key) && Needed(key, values)) Append(key, values);
+      }
+      return;
+    }
+    if (keys_.size() >= next_compaction_) Compact();
+  }
+
+  // Every column's sample, sorted.
+  std::vector<std::vector<double>> SortedSamples() const {
+    std::vector<std::vector<double>> samples(width_);
+    // The k-th smallest key over all rows bounds the samples of columns with a value in every row.
+    std::optional<uint64_t> full_limit;
+    if (keys_.size() > capacity_ && capacity_ > 0) {
+      std::vector<uint64_t> keys = keys_;
+      std::nth_element(keys.begin(), keys.begin() + static_cast<std::ptrdiff_t>(capacity_ - 1),
+                       keys.end());
+      full_limit = keys[capacity_ - 1];
+    }
+    for (size_t c = 0; c < width_; ++c) {
+      std::vector<double>& sample = samples[c];
+      bool partial = false;
+      sample.reserve(std::min(keys_.size(), capacity_));
+      for (size_t row = 0; row < keys_.size() && !partial; ++row) {
+        double value = values_[row * width_ + c];
+        if (std::isnan(value)) {
+          partial = true;
+        } else if (!full_limit || keys_[row] <= *full_limit) {
+          sample.push_back(value);
+        }
+      }
+      if (partial) {
+        std::vector<std::pair<uint64_t, double>> entries;
+        for (size_t row = 0; row < keys_.size(); ++row) {
+          double value = values_[row * width_ + c];
+          if (!std::isnan(value)) entries.emplace_back(keys_[row], value);
+        }
+        if (entries.size() > capacity_) {
+          std::nth_element(entries.begin(), entries.begin() + static_cast<std::ptrdiff_t>(capacity_),
+                           entries.end(),
+                           [](const auto& a, const auto& b) { return a.first < b.first; });
+          entries.resize(capacity_);
+        }
+        sample.clear();
+        for (const auto& entry : entries) sample.push_back(entry.second);
+      }
+      std::sort(sample.begin(), sample.end());
+    }
+    return samples;
+  }
+
+ private:
+  static constexpr uint64_t kUnlimited = std::numeric_limits<uint64_t>::max();
+
+  void Compact() {
+    // Columns with a value in every row share one selection; the others get their own.
+    std::vector<std::vector<uint64_t>> keys(width_);  // per column, of the rows with a value
+    std::vector<uint8_t> partial(width_, 0);
+    for (size_t row = 0; row < keys_.size(); ++row) {
+      const double* values = &values_[row * width_];
+      for (size_t c = 0; c < width_; ++c) {
+        if (std::isnan(values[c]) && !partial[c]) {
+          partial[c] = 1;
+          keys[c].assign(keys_.begin(), keys_.begin() + static_cast<std::ptrdiff_t>(row));
+        } else if (partial[c] && !std::isnan(values[c])) {
+          keys[c].push_back(keys_[row]);
+        }
+      }
+    }
+    auto kth_smallest = [&](std::vector<uint64_t>& candidates) {
+      std::nth_element(candidates.begin(),
+                       candidates.begin() + static_cast<std::ptrdiff_t>(capacity_ - 1),
+                       candidates.end());
+      return candidates[capacity_ - 1];
+    };
+    std::optional<uint64_t> full_limit;
+    for (size_t c = 0; c < width_; ++c) {
+      if (partial[c]) {
+        if (keys[c].size() > capacity_) limits_[c] = std::min(limits_[c], kth_smallest(keys[c]));
+        continue;
+      }
+      if (keys_.size() <= capacity_) continue;
+      if (!full_limit) {
+        std::vector<uint64_t> all = keys_;
+        full_limit = kth_smallest(all);
+      }
+      limits_[c] = std::min(limits_[c], *full_limit);
+    }
+    largest_limit_ = *std::max_element(limits_.begin(), limits_.end());
+    size_t kept = 0;
+    for (size_t row = 0; row < keys_.size(); ++row) {
+      const double* values = &values_[row * width_];
+      if (!Needed(keys_[row], values)) continue;
+      keys_[kept] = keys_[row];
+      std::copy(values, values + width_, values_.begin() + static_cast<std::ptrdiff_t>(kept * width_));
+      ++kept;
+    }
+    keys_.resize(kept);
+    values_.resize(kept * width_);
+    // Columns with few values keep their rows: compact again only once the rows have doubled.
+    next_compaction_ = std::max(2 * capacity_, 2 * kept);
+  }
+
+  size_t width_;
+  size_t capacity_;
+  std::vector<uint64_t> keys_;
+  std::vector<double> values_;  // row-major, width_ per row
+  std::vector<uint64_t> limits_;
+  uint64_t largest_limit_ = kUnlimited;
+  size_t next_compaction_;
+};
+
+struct NumericStats {
+  int64_t nan = 0;
+  int64_t positive_infinities = 0;
+  int64_t negative_infinities = 0;
+  int64_t finite = 0;
+  double finite_min = std::numeric_limits<double>::infinity();
+  double finite_max = -std::numeric_limits<double>::infinity();
+  int64_t int_min = std::numeric_limits<int64_t>::max();  // int64 columns: exact bounds
+  int64_t int_max = std::numeric_limits<int64_t>::min();
+  ExactSums sums;
+  size_t sample_slot = 0;  // this column's place in the row sample
+};
+
+struct TransparentHash {
+  using is_transparent = void;
+  size_t operator()(std::string_view text) const { return std::hash<std::string_view>{}(text); }
+};
+
+// Exact value counts up to kMaxDistinct distinct values; later new values are not counted.
+struct CategoryStats {
+  struct Entry {
+    int64_t count = 0;
+    uint64_t order = 0;  // first appearance, so merges add new values in row order
+  };
+  std::unordered_map<std::string, Entry, TransparentHash, std::equal_to<>> counts;
+  uint64_t next_order = 0;
+  bool exact = true;
+  int64_t min_length = std::numeric_limits<int64_t>::max();  // string columns, in code points
+  int64_t max_length = -1;
+
+  void Add(std::string_view value, int64_t times = 1) {
+    auto it = counts.find(value);
+    if (it != counts.end()) {
+      it->second.count += times;
+    } else if (counts.size() < kMaxDistinct) {
+      counts.emplace(std::string(value), Entry{times, next_order++});
+    } else {
+      exact = false;
+    }
+  }
+};
+
+struct TimestampStats {
+  int64_t min = std::numeric_limits<int64_t>::max();
+  int64_t max = std::numeric_limits<int64_t>::min();
+};
+
+struct ColumnStats {
+  table::ColumnType type = table::ColumnType::kString;
+  int64_t count = 0;  // non-null
+  int64_t nulls = 0;
+  std::unique_ptr<NumericStats> numeric;
+  std::unique_ptr<CategoryStats> categories;
+  std::unique_ptr<TimestampStats> timestamps;
+};
+
+int64_t CodePoints(std::string_view text) {
+  int64_t count = 0;
+  for (char c : text) count += (static_cast<unsigned char>(c) & 0xC0) != 0x80;
+  return count;
+}
+
+// Days since 1970-01-01 to a civil date (proleptic Gregorian), after H. Hinnant's algorithm.
+void CivilFromDays(int64_t days, int64_t* year, int* month, int* day) {
+  days += 719468;
+  int64_t era = (days >= 0 ? days : days - 146096) / 146097;
+  int64_t day_of_era = days - era * 146097;
+  int64_t year_of_era =
+      (day_of_era - day_of_era / 1460 + day_of_era / 36524 - day_of_era / 146096) / 365;
+  int64_t day_of_year = day_of_era - (365 * year_of_era + year_of_era / 4 - year_of_era / 100);
+  int64_t shifted_month = (5 * day_of_year + 2) / 153;
+  *day = static_cast<int>(day_of_year - (153 * shifted_month + 2) / 5 + 1);
+  *month = static_cast<int>(shifted_month < 10 ? shifted_month + 3 : shifted_month - 9);
+  *year = year_of_era + era * 400 + (*month <= 2 ? 1 : 0);
+}
+
+// "2026-11-01T12:00:00Z", with ".123" before the Z when the milliseconds are not zero.
+std::string FormatTimestamp(int64_t millis) {
+  int64_t days = millis >= 0 ? millis / 86400000 : -((-millis + 86399999) / 86400000);
+  int64_t in_day = millis - days * 86400000;
+  int64_t year = 0;
+  int month = 0, day = 0;
+  CivilFromDays(days, &year, &month, &day);
+  char text[64];
+  int hour = static_cast<int>(in_day / 3600000), minute = static_cast<int>(in_day / 60000 % 60);
+  int second = static_cast<int>(in_day / 1000 % 60), milli = static_cast<int>(in_day % 1000);
+  if (milli != 0) {
+    std::snprintf(text, sizeof(text), "%04lld-%02d-%02dT%02d:%02d:%02d.%03dZ",
+                  static_cast<long long>(year), month, day, hour, minute, second, milli);
+  } else {
+    std::snprintf(text, sizeof(text), "%04lld-%02d-%02dT%02d:%02d:%02dZ",
+                  static_cast<long long>(year), month, day, hour, minute, second);
+  }
+  return text;
+}
+
+// Bin of `value` for 11 ascending edges: [e0, e1), ..., [e9, e10]; values outside fall in the end
+// bins (numpy's convention inside the range).
+int HistogramBin(const std::array<double, kHistogramBins + 1>& edges, double value) {
+  auto inner_begin = edges.begin() + 1;
+  auto inner_end = edges.end() - 1;
+  return static_cast<int>(std::upper_bound(inner_begin, inner_end, value) - inner_begin);
+}
+
+// Linear interpolation between closest ranks (numpy's default), on sorted values.
+double Quantile(const std::vector<double>& sorted, double q) {
+  double position = q * static_cast<double>(sorted.size() - 1);
+  size_t below = static_cast<size_t>(std::floor(position));
+  if (below + 1 >= sorted.size()) return sorted.back();
+  double fraction = position - static_cast<double>(below);
+  if (fraction == 0) return sorted[below];
+  return sorted[below] + (sorted[below + 1] - sorted[below]) * fraction;
+}
+
+Json NumberJson(double value, bool integral) {
+  if (integral && std::isfinite(value)) return static_cast<int64_t>(value);
+  return DoubleToJson(value);
+}
+
+void FinishNumeric(const ColumnStats& column, const NumericStats& stats,
+                   std::vector<double> sample, size_t sample_size, Json& out) {
+  const bool integral = column.type == table::ColumnType::kInt64;
+  const int64_t values = stats.finite + stats.positive_infinities + stats.negative_infinities;
+  out["nan"] = stats.nan;
+  const bool sample_exact = values <= static_cast<int64_t>(sample_size);
+  out["sample_exact"] = sample_exact;
+  if (values == 0) {
+    for (const char* key : {"min", "max", "mean", "std"}) out[key] = nullptr;
+    out["quantiles"] = Json::object();
+    out["histogram"] = Json{{"edges", Json::array()}, {"counts", Json::array()}};
+    out["sample"] = Json::array();
+    return;
+  }
+  double min = stats.negative_infinities > 0 ? -std::numeric_limits<double>::infinity()
+                                             : stats.finite_min;
+  double max = stats.positive_infinities > 0 ? std::numeric_limits<double>::infinity()
+                                             : stats.finite_max;
+  if (integral) {
+    out["min"] = stats.int_min;
+    out["max"] = stats.int_max;
+  } else {
+    out["min"] = DoubleToJson(min);
+    out["max"] = DoubleToJson(max);
+  }
+
+  const double n = static_cast<double>(stats.finite);
+  double mean = std::numeric_limits<double>::quiet_NaN();
+  double std_dev = std::numeric_limits<double>::quiet_NaN();
+  if (stats.positive_infinities > 0 || stats.negative_infinities > 0) {
+    if (stats.negative_infinities == 0) mean = std::numeric_limits<double>::infinity();
+    if (stats.positive_infinities == 0) mean = -std::numeric_limits<double>::infinity();
+  } else {
+    WideInt sum = stats.sums.Sum();
+    mean = sum.ToDouble(-1074, n);
+    if (stats.finite >= 2) {
+      // n * Σx² - (Σx)², exact, in units of 2^-2148.
+      WideInt spread = stats.sums.SumOfSquares();
+      spread.MultiplySmall(static_cast<uint64_t>(stats.finite));
+      if (sum.IsNegative()) sum.Negate();
+      spread.Subtract(sum.Square());
+      std_dev = std::sqrt(spread.ToDouble(-2148, n * (n - 1)));
+    }
+  }
+  const bool infinite = stats.positive_infinities > 0 || stats.negative_infinities > 0;
+  out["mean"] = DoubleToJson(mean);
+  // std needs two values; with an infinity among them it is NaN.
+  out["std"] = stats.finite >= 2 || infinite ? DoubleToJson(std_dev) : Json(nullptr);
+
+  Json quantiles = Json::object();
+  for (size_t i = 0; i < kQuantiles.size(); ++i) {
+    double value = kQuantiles[i] == 0   ? min
+                   : kQuantiles[i] == 1 ? max
+                   : sample.empty()     ? std::numeric_limits<double>::quiet_NaN()
+                                        : Quantile(sample, kQuantiles[i]);
+    quantiles[kQuantileNames[i]] = DoubleToJson(value);
+  }
+  out["quantiles"] = std::move(quantiles);
+
+  // Histogram over the finite range; infinities fall in the end bins.
+  std::array<double, kHistogramBins + 1> edges{};
+  double low = stats.finite > 0 ? stats.finite_min : 0;
+  double high = stats.finite > 0 ? stats.finite_max : 0;
+  if (low == high) {
+    low -= 0.5;
+    high += 0.5;
+  }
+  for (int i = 0; i <= kHistogramBins; ++i) {
+    edges[static_cast<size_t>(i)] = low + (high - low) * i / kHistogramBins;
+  }
+  edges[kHistogramBins] = high;
+  std::array<int64_t, kHistogramBins> counts{};
+  for (double value : sample) ++counts[static_cast<size_t>(HistogramBin(edges, value))];
+  if (!sample_exact && !sample.empty()) {
+    // Estimated from the sample, scaled to all values (largest remainders, so the counts add up).
+    std::array<double, kHistogramBins> remainders{};
+    int64_t assigned = 0;
+    for (size_t i = 0; i < counts.size(); ++i) {
+      double scaled = static_cast<double>(counts[i]) * static_cast<double>(values) /
+                      static_cast<double>(sample.size());
+      counts[i] = static_cast<int64_t>(std::floor(scaled));
+      remainders[i] = scaled - static_cast<double>(counts[i]);
+      assigned += counts[i];
+    }
+    std::array<size_t, kHistogramBins> order{};
+    for (size_t i = 0; i < order.size(); ++i) order[i] = i;
+    std::stable_sort(order.begin(), order.end(),
+                     [&](size_t a, size_t b) { return remainders[a] > remainders[b]; });
+    for (size_t i = 0; assigned < values; i = (i + 1) % order.size(), ++assigned) {
+      ++counts[order[i]];
+    }
+  }
+  Json edges_json = Json::array();
+  for (double edge : edges) edges_json.push_back(DoubleToJson(edge));
+  out["histogram"] = Json{{"edges", std::move(edges_json)}, {"counts", counts}};
+
+  Json sample_json = Json::array();
+  sample_json.get_ref<Json::array_t&>().reserve(sample.size());
+  for (double value : sample) sample_json.push_back(NumberJson(value, integral));
+  out["sample"] = std::move(sample_json);
+}
+
+void FinishCategories(const ColumnStats& column, const CategoryStats& stats, Json& out) {
+  out["distinct"] = stats.counts.size();
+  out["distinct_exact"] = stats.exact;
+  std::vector<std::pair<std::string_view, int64_t>> entries;
+  entries.reserve(stats.counts.size());
+  for (const auto& [value, entry] : stats.counts) entries.emplace_back(value, entry.count);
+  size_t top = std::min(kTopCategories, entries.size());
+  std::partial_sort(entries.begin(), entries.begin() + static_cast<std::ptrdiff_t>(top),
+                    entries.end(), [](const auto& a, const auto& b) {
+                      return a.second != b.second ? a.second > b.second : a.first < b.first;
+                    });
+  Json top_json = Json::array();
+  for (size_t i = 0; i < top; ++i) {
+    top_json.push_back(Json{{"value", std::string(entries[i].first)}, {"count", entries[i].second}});
+  }
+  out["top"] = std::move(top_json);
+  if (column.type == table::ColumnType::kString) {
+    bool any = stats.max_length >= 0;
+    out["min_length"] = any ? Json(stats.min_length) : Json(nullptr);
+    out["max_length"] = any ? Json(stats.max_length) : Json(nullptr);
+  }
+}
+
+}  // namespace
+
+struct ProfileBuilder::State {
+  table::Schema schema;
+  ProfileOptions options;
+  uint64_t seed_mix = 0;
+  int64_t rows = 0;
+  std::vector<ColumnStats> columns;
+  std::unique_ptr<RowSample> sample;
+  std::vector<double> row_values;  // the current row's numeric values, NaN where none
+
+  // Returns the value (NaN when there is none for the sample).
+  double AddNumeric(ColumnStats& column, std::string_view text);
+};
+
+double ProfileBuilder::State::AddNumeric(ColumnStats& column, std::string_view text) {
+  constexpr double kNone = std::numeric_limits<double>::quiet_NaN();
+  NumericStats& stats = *column.numeric;
+  double value = 0;
+  if (column.type == table::ColumnType::kInt64) {
+    Result<int64_t> parsed = table::ParseInt64(text);
+    if (!parsed.ok()) {
+      // The cell passed CheckCell, so this is a value that widened the column: count it as a
+      // float (the caller reprofiles with the widened schema anyway).
+      Result<double> as_float = table::ParseFloat64(text);
+      if (!as_float.ok()) {
+        --column.count;
+        ++column.nulls;
+        return kNone;
+      }
+      value = *as_float;
+    } else {
+      int64_t integer = *parsed;
+      stats.int_min = std::min(stats.int_min, integer);
+      stats.int_max = std::max(stats.int_max, integer);
+      value = static_cast<double>(integer);
+    }
+  } else if (!ParseShortDecimal(text, &value)) {
+    Result<double> parsed = table::ParseFloat64(text);
+    if (!parsed.ok()) {
+      --column.count;
+      ++column.nulls;
+      return kNone;
+    }
+    value = *parsed;
+  }
+  if (std::isfinite(value)) [[likely]] {
+    ++stats.finite;
+    stats.finite_min = std::min(stats.finite_min, value);
+    stats.finite_max = std::max(stats.finite_max, value);
+    stats.sums.Add(value);
+  } else if (std::isnan(value)) {
+    ++stats.nan;
+    return kNone;
+  } else if (value > 0) {
+    ++stats.positive_infinities;
+  } else {
+    ++stats.negative_infinities;
+  }
+  return value;
+}
+
+ProfileBuilder::ProfileBuilder(table::Schema schema, ProfileOptions options)
+    : state_(std::make_unique<State>()) {
+  state_->schema = std::move(schema);
+  state_->options = options;
+  state_->seed_mix = Mix(options.seed);
+  size_t numeric_columns = 0;
+  for (const table::Column& column : state_->schema.columns) {
+    ColumnStats stats;
+    stats.type = column.type;
+    switch (column.type) {
+      case table::ColumnType::kInt64:
+      case table::ColumnType::kFloat64:
+        stats.numeric = std::make_unique<NumericStats>();
+        stats.numeric->sample_slot = numeric_columns++;
+        break;
+      case table::ColumnType::kBool:
+      case table::ColumnType::kString:
+      case table::ColumnType::kCategorical:
+        stats.categories = std::make_unique<CategoryStats>();
+        break;
+      case table::ColumnType::kTimestamp:
+        stats.timestamps = std::make_unique<TimestampStats>();
+        break;
+    }
+    state_->columns.push_back(std::move(stats));
+  }
+  state_->sample = std::make_unique<RowSample>(numeric_columns, options.sample_size);
+  state_->row_values.assign(numeric_columns, std::numeric_limits<double>::quiet_NaN());
+}
+
+ProfileBuilder::~ProfileBuilder() = default;
+ProfileBuilder::ProfileBuilder(ProfileBuilder&&) noexcept = default;
+ProfileBuilder& ProfileBuilder::operator=(ProfileBuilder&&) noexcept = default;
+
+void ProfileBuilder::Add(const table::RowReader& row) {
+  State& state = *state_;
+  const std::vector<table::Cell>& cells = row.cells();
+  // The row's sampling key: a bijection of its line number (distinct rows, distinct keys).
+  const uint64_t key = Mix(static_cast<uint64_t>(row.line()) ^ state.seed_mix);
+  ++state.rows;
+  for (size_t i = 0; i < state.columns.size(); ++i) {
+    ColumnStats& column = state.columns[i];
+    if (i >= cells.size() || cells[i].is_null) {
+      ++column.nulls;
+      if (column.numeric) {
+        state.row_values[column.numeric->sample_slot] = std::numeric_limits<double>::quiet_NaN();
+      }
+      continue;
+    }
+    ++column.count;
+    std::string_view text = cells[i].text;
+    switch (column.type) {
+      case table::ColumnType::kInt64:
+      case table::ColumnType::kFloat64:
+        state.row_values[column.numeric->sample_slot] = state.AddNumeric(column, text);
+        break;
+      case table::ColumnType::kBool: {
+        Result<bool> parsed = table::ParseBool(text);
+        std::string_view normalized = !parsed.ok() ? text : *parsed ? "true" : "false";
+        column.categories->Add(normalized);
+        break;
+      }
+      case table::ColumnType::kString: {
+        int64_t length = CodePoints(text);
+        CategoryStats& categories = *column.categories;
+        categories.min_length = std::min(categories.min_length, length);
+        categories.max_length = std::max(categories.max_length, length);
+        categories.Add(text);
+        break;
+      }
+      case table::ColumnType::kCategorical:
+        column.categories->Add(text);
+        break;
+      case table::ColumnType::kTimestamp: {
+        Result<int64_t> millis = table::ParseTimestampMillis(text);
+        if (!millis.ok()) {
+          --column.count;
+          ++column.nulls;
+          break;
+        }
+        column.timestamps->min = std::min(column.timestamps->min, *millis);
+        column.timestamps->max = std::max(column.timestamps->max, *millis);
+        break;
+      }
+    }
+  }
+  if (!state.row_values.empty() && state.sample->MayNeed(key) &&
+      state.sample->Needed(key, state.row_values.data())) {
+    state.sample->Append(key, state.row_values.data());
+  }
+}
+
+void ProfileBuilder::Merge(ProfileBuilder&& other) {
+  State& state = *state_;
+  State& from = *other.state_;
+  assert(state.columns.size() == from.columns.size());
+  state.rows += from.rows;
+  state.sample->Merge(std::move(*from.sample));
+  for (size_t i = 0; i < state.columns.size(); ++i) {
+    ColumnStats& into = state.columns[i];
+    ColumnStats& source = from.columns[i];
+    into.count += source.count;
+    into.nulls += source.nulls;
+    if (into.numeric) {
+      NumericStats& a = *into.numeric;
+      NumericStats& b = *source.numeric;
+      a.nan += b.nan;
+      a.positive_infinities += b.positive_infinities;
+      a.negative_infinities += b.negative_infinities;
+      a.finite += b.finite;
+      a.finite_min = std::min(a.finite_min, b.finite_min);
+      a.finite_max = std::max(a.finite_max, b.finite_max);
+      a.int_min = std::min(a.int_min, b.int_min);
+      a.int_max = std::max(a.int_max, b.int_max);
+      a.sums.Merge(std::move(b.sums));
+    }
+    if (into.categories) {
+      CategoryStats& a = *into.categories;
+      CategoryStats& b = *source.categories;
+      std::vector<std::pair<uint64_t, decltype(b.counts)::iterator>> order;
+      order.reserve(b.counts.size());
+      for (auto it = b.counts.begin(); it != b.counts.end(); ++it) {
+        order.emplace_back(it->second.order, it);
+      }
+      std::sort(order.begin(), order.end(),
+                [](const auto& x, const auto& y) { return x.first < y.first; });
+      for (const auto& [unused, it] : order) a.Add(it->first, it->second.count);
+      a.exact = a.exact && b.exact;
+      a.min_length = std::min(a.min_length, b.min_length);
+      a.max_length = std::max(a.max_length, b.max_length);
+    }
+    if (into.timestamps) {
+      into.timestamps->min = std::min(into.timestamps->min, source.timestamps->min);
+      into.timestamps->max = std::max(into.timestamps->max, source.timestamps->max);
+    }
+  }
+}
+
+Json ProfileBuilder::Finish() const {
+  const State& state = *state_;
+  std::vector<std::vector<double>> samples = state.sample->SortedSamples();
+  Json columns = Json::array();
+  for (size_t i = 0; i < state.columns.size(); ++i) {
+    const ColumnStats& column = state.columns[i];
+    Json out = Json::object();
+    out["name"] = state.schema.columns[i].name;
+    out["type"] = std::string(table::ColumnTypeName(column.type));
+    out["count"] = column.count;
+    out["nulls"] = column.nulls;
+    if (column.numeric) {
+      FinishNumeric(column, *column.numeric, std::move(samples[column.numeric->sample_slot]),
+                    state.options.sample_size, out);
+    }
+    if (column.categories) FinishCategories(column, *column.categories, out);
+    if (column.timestamps) {
+      bool any = column.timestamps->min <= column.timestamps->max;
+      out["min"] = any ? Json(FormatTimestamp(column.timestamps->min)) : Json(nullptr);
+      out["max"] = any ? Json(FormatTimestamp(column.timestamps->max)) : Json(nullptr);
+    }
+    columns.push_back(std::move(out));
+  }
+  return Json{{"rows", state.rows}, {"columns", std::move(columns)}};
+}
+
+}  // namespace kiln::data
