@@ -107,24 +107,6 @@ bool IsUploadId(std::string_view id) {
   return true;
 }
 
-// A file name a commit may give an uploaded file: relative, no "..", "." or empty components,
-// no backslash or NUL.
-bool IsSafeRelativePath(std::string_view name) {
-  if (name.empty() || name.front() == '/' || name.size() > 4096) return false;
-  for (char c : name) {
-    if (c == '\\' || c == '\0') return false;
-  }
-  size_t start = 0;
-  while (start <= name.size()) {
-    size_t end = name.find('/', start);
-    if (end == std::string_view::npos) end = name.size();
-    std::string_view part = name.substr(start, end - start);
-    if (part.empty() || part == "." || part == "..") return false;
-    start = end + 1;
-  }
-  return true;
-}
-
 Status AppendToFile(const std::string& path, std::string_view bytes, bool create) {
   std::FILE* file = std::fopen(path.c_str(), create ? "wbx" : "ab");
   if (file == nullptr) return IoError("cannot write upload file '" + path + "'");
@@ -271,7 +253,7 @@ class DataApi {
         if (!IsUploadId(upload_id) || !PathExists(UploadPath(upload_id))) {
           return NotFound(field + ": upload '" + upload_id + "' does not exist (or expired)");
         }
-        if (!IsSafeRelativePath(file_name)) {
+        if (!data::IsSafeEntryPath(file_name)) {
           return InvalidArgument(field + ": invalid file_name '" + file_name +
                                  "' (a relative path without '..')");
         }

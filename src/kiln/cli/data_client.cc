@@ -355,7 +355,7 @@ class RemoteDataClient : public DataClient {
     uint64_t done = 0;
     for (const Json* entry : entries) {
       std::string file_name = entry->value("file_name", entry->value("name", ""));
-      if (!IsSafeRelativePath(file_name)) {
+      if (!data::IsSafeEntryPath(file_name)) {
         return Internal("the server sent an unsafe file name '" + file_name + "'");
       }
       KILN_ASSIGN_OR_RETURN(
@@ -489,22 +489,6 @@ Result<std::unique_ptr<DataClient>> OpenDataClient(const StoreLocation& location
 Status StatusFromDataApiError(int http_status, std::string_view body) {
   // The data API sends MLflow's error shape plus kiln_code: one decoding for both APIs.
   return StatusFromMlflowError(http_status, body);
-}
-
-bool IsSafeRelativePath(std::string_view name) {
-  if (name.empty() || name.front() == '/') return false;
-  size_t start = 0;
-  while (start <= name.size()) {
-    size_t end = name.find('/', start);
-    if (end == std::string_view::npos) end = name.size();
-    std::string_view part = name.substr(start, end - start);
-    if (part.empty() || part == "." || part == "..") return false;
-    start = end + 1;
-  }
-  for (char c : name) {
-    if (c == '\\' || c == '\0') return false;
-  }
-  return true;
 }
 
 }  // namespace kiln::cli

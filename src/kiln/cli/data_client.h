@@ -93,8 +93,4 @@ Result<std::unique_ptr<DataClient>> OpenDataClient(const StoreLocation& location
 // "message"}), as the CLI reports it.
 Status StatusFromDataApiError(int http_status, std::string_view body);
 
-// True if `name` is safe to write under a checkout folder: relative, no "..", "." or empty
-// components, no backslash or NUL.
-bool IsSafeRelativePath(std::string_view name);
-
 }  // namespace kiln::cli

@@ -1,4 +1,4 @@
-// Test support for diff and merge: table versions cut by hand into row-aligned chunks, held by
+// Test support for the data layer: table versions cut by hand into row-aligned chunks, held by
 // a real in-memory ChunkLoader that counts what it is asked for.
 #pragma once
 

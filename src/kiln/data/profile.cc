@@ -40,7 +40,7 @@ constexpr size_t kTopCategories = 20;
 constexpr int kHistogramBins = 10;
 constexpr std::array<double, 9> kQuantiles = {0, 0.01, 0.05, 0.25, 0.5, 0.75, 0.95, 0.99, 1};
 constexpr std::array<const char*, 9> kQuantileNames = {"0",    "0.01", "0.05", "0.25", "0.5",
-                                                        "0.75", "0.95", "0.99", "1"};
+                                                       "0.75", "0.95", "0.99", "1"};
 
 uint64_t Mix(uint64_t x) {  // splitmix64's finalizer: a bijection of 64-bit integers
   x += 0x9e3779b97f4a7c15ULL;
@@ -128,8 +128,7 @@ class WideInt {
       if (limbs_[i] == 0) continue;
       uint64_t carry = 0;
       for (size_t j = 0; i + j < kLimbs; ++j) {
-        Uint128 product =
-            static_cast<Uint128>(limbs_[i]) * limbs_[j] + out.limbs_[i + j] + carry;
+        Uint128 product = static_cast<Uint128>(limbs_[i]) * limbs_[j] + out.limbs_[i + j] + carry;
         out.limbs_[i + j] = static_cast<uint64_t>(product);
         carry = static_cast<uint64_t>(product >> 64);
       }
@@ -160,7 +159,8 @@ class WideInt {
     if (zeros == 0) sticky = next != 0;
     for (int i = top - 2; i >= 0 && !sticky; --i) sticky = limbs[static_cast<size_t>(i)] != 0;
     if (sticky) bits |= 1;  // 64 bits hold 11 below the double's 53: bit 0 acts as sticky
-    double value = std::ldexp(static_cast<double>(bits) / divisor, 64 * top - zeros + unit_exponent);
+    double value =
+        std::ldexp(static_cast<double>(bits) / divisor, 64 * top - zeros + unit_exponent);
     return negative ? -value : value;
   }
 
@@ -187,7 +187,8 @@ class ExactSums {
     slot.sum += (bits >> 63) != 0 ? -signed_mantissa : signed_mantissa;
     slot.squares += static_cast<Uint128>(mantissa) * mantissa;
     // A slot holds 2^21 squares of up to 2^106 before it could overflow.
-    if (++pending_squares_ == (uint64_t{1} << 21)) [[unlikely]] FlushSquares();
+    if (++pending_squares_ == (uint64_t{1} << 21)) [[unlikely]]
+      FlushSquares();
   }
 
   void Merge(ExactSums&& other) {
@@ -280,12 +281,14 @@ bool ParseShortDecimal(std::string_view text, double* value) {
   if (negative) ++p;
   const char* integer_start = p;
   uint64_t digits = 0;
-  while (p != end && static_cast<unsigned>(*p - '0') < 10) digits = digits * 10 + static_cast<unsigned>(*p++ - '0');
+  while (p != end && static_cast<unsigned>(*p - '0') < 10)
+    digits = digits * 10 + static_cast<unsigned>(*p++ - '0');
   const ptrdiff_t integer_digits = p - integer_start;
   ptrdiff_t fraction_digits = 0;
   if (p != end && *p == '.') {
     const char* fraction_start = ++p;
-    while (p != end && static_cast<unsigned>(*p - '0') < 10) digits = digits * 10 + static_cast<unsigned>(*p++ - '0');
+    while (p != end && static_cast<unsigned>(*p - '0') < 10)
+      digits = digits * 10 + static_cast<unsigned>(*p++ - '0');
     fraction_digits = p - fraction_start;
     if (fraction_digits == 0) return false;
   }
@@ -334,7 +337,7 @@ class RowSample {
     if (keys_.empty() && largest_limit_ == kUnlimited) {
       std::swap(keys_, other.keys_);
       std::swap(values_, other.values_);
-    } else if (largest_limit_ == kUnlimited) {  // no limits yet: every row is a candidate
+    } else if (largest_limit_ == kUnlimited) {    // no limits yet: every row is a candidate
       if (keys_.capacity() < next_compaction_) {  // grow once, not by doubling
         keys_.reserve(next_compaction_);
         values_.reserve(next_compaction_ * width_);
@@ -382,8 +385,8 @@ class RowSample {
           if (!std::isnan(value)) entries.emplace_back(keys_[row], value);
         }
         if (entries.size() > capacity_) {
-          std::nth_element(entries.begin(), entries.begin() + static_cast<std::ptrdiff_t>(capacity_),
-                           entries.end(),
+          std::nth_element(entries.begin(),
+                           entries.begin() + static_cast<std::ptrdiff_t>(capacity_), entries.end(),
                            [](const auto& a, const auto& b) { return a.first < b.first; });
           entries.resize(capacity_);
         }
@@ -438,7 +441,8 @@ class RowSample {
       const double* values = &values_[row * width_];
       if (!Needed(keys_[row], values)) continue;
       keys_[kept] = keys_[row];
-      std::copy(values, values + width_, values_.begin() + static_cast<std::ptrdiff_t>(kept * width_));
+      std::copy(values, values + width_,
+                values_.begin() + static_cast<std::ptrdiff_t>(kept * width_));
       ++kept;
     }
     keys_.resize(kept);
@@ -575,8 +579,8 @@ Json NumberJson(double value, bool integral) {
   return DoubleToJson(value);
 }
 
-void FinishNumeric(const ColumnStats& column, const NumericStats& stats,
-                   std::vector<double> sample, size_t sample_size, Json& out) {
+void FinishNumeric(const ColumnStats& column, const NumericStats& stats, std::vector<double> sample,
+                   size_t sample_size, Json& out) {
   const bool integral = column.type == table::ColumnType::kInt64;
   const int64_t values = stats.finite + stats.positive_infinities + stats.negative_infinities;
   out["nan"] = stats.nan;
@@ -589,10 +593,10 @@ void FinishNumeric(const ColumnStats& column, const NumericStats& stats,
     out["sample"] = Json::array();
     return;
   }
-  double min = stats.negative_infinities > 0 ? -std::numeric_limits<double>::infinity()
-                                             : stats.finite_min;
-  double max = stats.positive_infinities > 0 ? std::numeric_limits<double>::infinity()
-                                             : stats.finite_max;
+  double min =
+      stats.negative_infinities > 0 ? -std::numeric_limits<double>::infinity() : stats.finite_min;
+  double max =
+      stats.positive_infinities > 0 ? std::numeric_limits<double>::infinity() : stats.finite_max;
   if (integral) {
     out["min"] = stats.int_min;
     out["max"] = stats.int_max;
@@ -690,7 +694,8 @@ void FinishCategories(const ColumnStats& column, const CategoryStats& stats, Jso
                     });
   Json top_json = Json::array();
   for (size_t i = 0; i < top; ++i) {
-    top_json.push_back(Json{{"value", std::string(entries[i].first)}, {"count", entries[i].second}});
+    top_json.push_back(
+        Json{{"value", std::string(entries[i].first)}, {"count", entries[i].second}});
   }
   out["top"] = std::move(top_json);
   if (column.type == table::ColumnType::kString) {
@@ -832,9 +837,7 @@ void ProfileBuilder::Add(const table::RowReader& row) {
         categories.Add(text);
         break;
       }
-      case table::ColumnType::kCategorical:
-        column.categories->Add(text);
-        break;
+      case table::ColumnType::kCategorical: column.categories->Add(text); break;
       case table::ColumnType::kTimestamp: {
         Result<int64_t> millis = table::ParseTimestampMillis(text);
         if (!millis.ok()) {

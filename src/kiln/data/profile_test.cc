@@ -10,6 +10,7 @@
 #include <vector>
 
 #include "kiln/core/hash.h"
+#include "kiln/data/chunked_table_for_test.h"
 #include "kiln/data/table_version.h"
 #include "kiln/table/inference.h"
 #include "kiln/table/reader.h"
@@ -20,16 +21,7 @@ namespace {
 
 using table::ColumnType;
 
-// Chunks kept in memory, addressed like the object store does.
-class MemoryLoader : public ChunkLoader {
- public:
-  Result<std::string> Load(const Digest& id) override {
-    auto it = chunks.find(id);
-    if (it == chunks.end()) return NotFound("no chunk " + id.Hex());
-    return it->second;
-  }
-  std::map<Digest, std::string> chunks;
-};
+using testing::MemoryLoader;
 
 table::Schema MakeSchema(const std::vector<std::pair<std::string, ColumnType>>& columns) {
   table::Schema schema;
@@ -66,7 +58,7 @@ TableVersion MakeVersion(const std::string& csv, table::Schema schema,
     chunk.rows = starts[c + 1] - starts[c];
     chunk.first_line = c == 0 ? 1 : static_cast<int64_t>(starts[c]) + 2;
     version.bytes += bytes.size();
-    loader.chunks[chunk.id] = std::move(bytes);
+    loader.Put(bytes);
     version.chunks.push_back(chunk);
   }
   return version;
@@ -189,10 +181,9 @@ TEST(ProfileTest, IntColumnHasExactStatistics) {
 
 TEST(ProfileTest, FloatColumnCountsNanApartAndKeepsInfinities) {
   MemoryLoader loader;
-  TableVersion version = MakeVersion("x,y\n1.5,1\nnan,2\n2.5,NaN\n,inf\n-0.5,-inf\n",
-                                     MakeSchema({{"x", ColumnType::kFloat64},
-                                                 {"y", ColumnType::kFloat64}}),
-                                     {}, loader);
+  TableVersion version = MakeVersion(
+      "x,y\n1.5,1\nnan,2\n2.5,NaN\n,inf\n-0.5,-inf\n",
+      MakeSchema({{"x", ColumnType::kFloat64}, {"y", ColumnType::kFloat64}}), {}, loader);
   Json profile = ProfileAll(version, loader);
   Json x = Column(profile, "x");
   EXPECT_EQ(x["count"], 4);  // NaN is a value, not a null
@@ -214,9 +205,9 @@ TEST(ProfileTest, FloatColumnCountsNanApartAndKeepsInfinities) {
 
 TEST(ProfileTest, ColumnOfOnlyNullsHasNoStatistics) {
   MemoryLoader loader;
-  TableVersion version =
-      MakeVersion("a,b\n,x\n,y\n", MakeSchema({{"a", ColumnType::kFloat64}, {"b", ColumnType::kString}}),
-                  {}, loader);
+  TableVersion version = MakeVersion(
+      "a,b\n,x\n,y\n", MakeSchema({{"a", ColumnType::kFloat64}, {"b", ColumnType::kString}}), {},
+      loader);
   Json profile = ProfileAll(version, loader);
   Json a = Column(profile, "a");
   EXPECT_EQ(a["count"], 0);
@@ -230,7 +221,8 @@ TEST(ProfileTest, ColumnOfOnlyNullsHasNoStatistics) {
 
 TEST(ProfileTest, SingleValueHasNullStdAndAUnitHistogram) {
   MemoryLoader loader;
-  TableVersion version = MakeVersion("a\n7\n", MakeSchema({{"a", ColumnType::kFloat64}}), {}, loader);
+  TableVersion version =
+      MakeVersion("a\n7\n", MakeSchema({{"a", ColumnType::kFloat64}}), {}, loader);
   Json a = Column(ProfileAll(version, loader), "a");
   EXPECT_EQ(a["mean"], 7.0);
   EXPECT_TRUE(a["std"].is_null());
@@ -267,7 +259,8 @@ TEST(ProfileTest, CategoricalStringAndBoolColumnsCountValues) {
   EXPECT_EQ(name["max_length"], 8);
   EXPECT_EQ(name["top"][0], Json::parse(R"({"value":"a","count":2})"));
   Json flag = Column(profile, "flag");
-  EXPECT_EQ(flag["top"], Json::parse(R"([{"value":"true","count":3},{"value":"false","count":2}])"));
+  EXPECT_EQ(flag["top"],
+            Json::parse(R"([{"value":"true","count":3},{"value":"false","count":2}])"));
   EXPECT_EQ(flag["nulls"], 1);
 }
 
@@ -302,7 +295,8 @@ TEST(ProfileTest, TopKeepsTwentyValuesByCountThenValue) {
 TEST(ProfileTest, TimestampColumnHasIsoBounds) {
   MemoryLoader loader;
   TableVersion version = MakeVersion(
-      "t\n2026-11-01\n2026-11-01T12:00:00.250Z\n1969-12-31T23:59:59Z\n\n2000-02-29T08:30:00+02:00\n",
+      "t\n2026-11-01\n2026-11-01T12:00:00.250Z\n1969-12-31T23:59:59Z\n\n2000-02-29T08:30:00+02:"
+      "00\n",
       MakeSchema({{"t", ColumnType::kTimestamp}}), {2}, loader);
   Json t = Column(ProfileAll(version, loader), "t");
   EXPECT_EQ(t["count"], 4);
@@ -433,10 +427,24 @@ TEST(ProfileTest, NegativeAndTinyValuesSumExactly) {
 
 TEST(ProfileTest, FloatValuesEqualTheTableLayersParseBitForBit) {
   // The profile parses short decimals itself; every value must equal table::ParseFloat64's.
-  std::vector<std::string> texts = {"0",    "-0",  "-0.0",  "007.50", "1e5",  "2.5E-3", "inf",
-                                    "-Infinity",   "9007199254740993", "9007199254740992.5",
-                                    "0.1",  "0.3", "123456789012345678.9", "1.00000000000000000000001",
-                                    "3.14159265358979323846", "+4.5", "5.", ".25"};
+  std::vector<std::string> texts = {"0",
+                                    "-0",
+                                    "-0.0",
+                                    "007.50",
+                                    "1e5",
+                                    "2.5E-3",
+                                    "inf",
+                                    "-Infinity",
+                                    "9007199254740993",
+                                    "9007199254740992.5",
+                                    "0.1",
+                                    "0.3",
+                                    "123456789012345678.9",
+                                    "1.00000000000000000000001",
+                                    "3.14159265358979323846",
+                                    "+4.5",
+                                    "5.",
+                                    ".25"};
   uint64_t state = 12345;
   auto next = [&] {
     state = state * 6364136223846793005ULL + 1442695040888963407ULL;
@@ -459,17 +467,24 @@ TEST(ProfileTest, FloatValuesEqualTheTableLayersParseBitForBit) {
     ASSERT_TRUE(parsed.ok()) << text;
     expected.push_back(*parsed);
   }
-  std::sort(expected.begin(), expected.end());
   MemoryLoader loader;
   TableVersion version = MakeVersion(csv, MakeSchema({{"v", ColumnType::kFloat64}}), {}, loader);
   Json v = Column(ProfileAll(version, loader), "v");
-  ASSERT_EQ(v["sample"].size(), expected.size());
+  std::vector<double> actual;
+  for (const Json& value : v["sample"]) {
+    actual.push_back(value.is_string() ? (value == "Infinity" ? INFINITY : -INFINITY)
+                                       : value.get<double>());
+  }
+  // -0 before 0, so that equal values compare bit for bit.
+  auto total_order = [](double a, double b) {
+    return a < b || (a == b && std::signbit(a) && !std::signbit(b));
+  };
+  std::sort(expected.begin(), expected.end(), total_order);
+  std::sort(actual.begin(), actual.end(), total_order);
+  ASSERT_EQ(actual.size(), expected.size());
   for (size_t i = 0; i < expected.size(); ++i) {
-    const Json& value = v["sample"][i];
-    double actual = value.is_string() ? (value == "Infinity" ? INFINITY : -INFINITY)
-                                      : value.get<double>();
-    EXPECT_EQ(std::bit_cast<uint64_t>(actual), std::bit_cast<uint64_t>(expected[i]))
-        << i << ": " << actual << " vs " << expected[i];
+    EXPECT_EQ(std::bit_cast<uint64_t>(actual[i]), std::bit_cast<uint64_t>(expected[i]))
+        << i << ": " << actual[i] << " vs " << expected[i];
   }
 }
 

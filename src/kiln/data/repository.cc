@@ -288,21 +288,8 @@ Status CheckRefName(std::string_view kind, std::string_view name) {
   return Status::Ok();
 }
 
-// A file name inside a commit: relative, no '..' or empty parts.
 Status CheckEntryPath(std::string_view path) {
-  if (path.empty() || path.front() == '/' || path.find('\0') != std::string_view::npos) {
-    return InvalidArgument("invalid file name '" + std::string(path) + "'");
-  }
-  size_t start = 0;
-  while (start <= path.size()) {
-    size_t end = path.find('/', start);
-    if (end == std::string_view::npos) end = path.size();
-    std::string_view part = path.substr(start, end - start);
-    if (part.empty() || part == "." || part == "..") {
-      return InvalidArgument("invalid file name '" + std::string(path) + "'");
-    }
-    start = end + 1;
-  }
+  if (!IsSafeEntryPath(path)) return InvalidArgument("invalid file name '" + std::string(path) + "'");
   return Status::Ok();
 }
 

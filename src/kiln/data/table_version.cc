@@ -2,6 +2,22 @@
 
 namespace kiln::data {
 
+bool IsSafeEntryPath(std::string_view path) {
+  if (path.empty() || path.front() == '/' || path.size() > 4096) return false;
+  for (char c : path) {
+    if (c == '\\' || c == '\0') return false;
+  }
+  size_t start = 0;
+  while (start <= path.size()) {
+    size_t end = path.find('/', start);
+    if (end == std::string_view::npos) end = path.size();
+    std::string_view part = path.substr(start, end - start);
+    if (part.empty() || part == "." || part == "..") return false;
+    start = end + 1;
+  }
+  return true;
+}
+
 table::ReadOptions ChunkReadOptions(const TableVersion& version, size_t index) {
   table::ReadOptions options;
   options.file_name = version.file_name.empty() ? version.name : version.file_name;

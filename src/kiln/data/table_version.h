@@ -13,6 +13,7 @@
 #include <memory>
 #include <optional>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "kiln/core/hash.h"
@@ -55,6 +56,10 @@ class ChunkLoader {
   virtual ~ChunkLoader() = default;
   virtual Result<std::string> Load(const Digest& id) = 0;
 };
+
+// True if `path` may name a table or file inside a commit (and so be written under a checkout
+// folder): relative, at most 4096 bytes, no empty, "." or ".." parts, no backslash or NUL.
+bool IsSafeEntryPath(std::string_view path);
 
 // ReadOptions for parsing chunk `index` of `version` (header only in the first; later chunks
 // get the schema's column names).

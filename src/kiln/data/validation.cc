@@ -359,7 +359,8 @@ class RulesParser {
   Result<bool> Bool(const YAML::Node& node, const std::string& key) const {
     KILN_ASSIGN_OR_RETURN(std::string text, Scalar(node, key, "true or false"));
     std::optional<bool> value = ParseBoolText(text);
-    if (!value) return Error(node.Mark(), "'" + key + "' must be true or false, found '" + text + "'");
+    if (!value)
+      return Error(node.Mark(), "'" + key + "' must be true or false, found '" + text + "'");
     return *value;
   }
 
@@ -414,8 +415,7 @@ class RulesParser {
   }
 
   Result<TableRules::Bound> ParseBound(const YAML::Node& node, const std::string& key) const {
-    KILN_ASSIGN_OR_RETURN(std::string text,
-                          Scalar(node, key, "a number or an ISO 8601 timestamp"));
+    KILN_ASSIGN_OR_RETURN(std::string text, Scalar(node, key, "a number or an ISO 8601 timestamp"));
     TableRules::Bound bound;
     bound.text = text;
     bound.number = ParseNumberText(text);
@@ -453,8 +453,10 @@ class RulesParser {
             } else {
               std::optional<double> share = ParseNumberText(text);
               if (!share || !(*share >= 0 && *share <= 1)) {
-                return Error(value.Mark(), "'not_null' must be a share between 0 and 1, or "
-                                           "true/false, found '" + text + "'");
+                return Error(value.Mark(),
+                             "'not_null' must be a share between 0 and 1, or "
+                             "true/false, found '" +
+                                 text + "'");
               }
               column.not_null = *share;
             }
@@ -590,7 +592,11 @@ class NullScan : public ScanTask {
 class BoundScan : public ScanTask {
  public:
   BoundScan(int column, table::ColumnType type, TableRules::Bound bound, bool below, Violation base)
-      : ScanTask(column), type_(type), bound_(std::move(bound)), below_(below), base_(std::move(base)) {}
+      : ScanTask(column),
+        type_(type),
+        bound_(std::move(bound)),
+        below_(below),
+        base_(std::move(base)) {}
 
   void Observe(const table::Cell& cell, int64_t line) override {
     if (cell.is_null) return;
@@ -692,8 +698,8 @@ class AllowedScan : public ScanTask {
     for (const std::string& value : distinct_offenders_) {
       values += (values.empty() ? "" : ", ") + Quote(value);
     }
-    violation.observed = std::to_string(offenders_.count) + " values outside the set, such as " +
-                         values;
+    violation.observed =
+        std::to_string(offenders_.count) + " values outside the set, such as " + values;
     offenders_.FillInto(violation);
     return violation;
   }
@@ -881,17 +887,20 @@ Status Validator::Check(const TableRules& rules) {
     const table::ColumnType type = version_.schema.columns[static_cast<size_t>(index)].type;
     const Json* stats = FindProfileColumn(profile_, column.name);
     if (column.type && *column.type != type) {
-      Violation violation = Base(column.name, "type", std::string(table::ColumnTypeName(*column.type)));
+      Violation violation =
+          Base(column.name, "type", std::string(table::ColumnTypeName(*column.type)));
       violation.observed = std::string(table::ColumnTypeName(type));
       Report(std::move(violation));
     }
     if (column.not_null) {
-      Violation base = Base(column.name, "not_null", ">= " + FormatNumber(*column.not_null) + " non-null");
+      Violation base =
+          Base(column.name, "not_null", ">= " + FormatNumber(*column.not_null) + " non-null");
       bool violated = true;  // unknown without a profile: scan
       if (stats != nullptr) {
         int64_t count = JsonInt(*stats, "count"), nulls = JsonInt(*stats, "nulls");
-        violated = count + nulls > 0 &&
-                   static_cast<double>(count) / static_cast<double>(count + nulls) < *column.not_null;
+        violated =
+            count + nulls > 0 &&
+            static_cast<double>(count) / static_cast<double>(count + nulls) < *column.not_null;
       }
       if (violated) Scan(std::make_unique<NullScan>(index, std::move(base), *column.not_null));
     }
@@ -915,7 +924,8 @@ Status Validator::Check(const TableRules& rules) {
                           stats->value("distinct_exact", false) &&
                           JsonInt(*stats, "distinct") == JsonInt(*stats, "count");
       if (!known_unique) {
-        Scan(std::make_unique<UniqueScan>(index, type, Base(column.name, "unique", "no repeated values")));
+        Scan(std::make_unique<UniqueScan>(index, type,
+                                          Base(column.name, "unique", "no repeated values")));
       }
     }
     if (column.drift) KILN_RETURN_IF_ERROR(CheckDrift(column, index, stats));
@@ -986,7 +996,8 @@ Status Validator::CheckDrift(const TableRules::Column& rules, int index, const J
     if (!limit) continue;
     Violation base =
         Base(rules.name, rule, "<= " + FormatNumber(*limit) + " against " + drift.reference);
-    KILN_ASSIGN_OR_RETURN(const Json* reference, ReferenceColumn(drift.reference, rules.name, base));
+    KILN_ASSIGN_OR_RETURN(const Json* reference,
+                          ReferenceColumn(drift.reference, rules.name, base));
     if (reference == nullptr) {
       Report(std::move(base));
       continue;
@@ -1048,7 +1059,8 @@ Status Validator::CheckDrift(const TableRules::Column& rules, int index, const J
       }
       std::vector<double> actual(expected.size(), 0);
       for (double value : JsonSample(*stats)) {
-        auto bin = std::upper_bound(edges.begin() + 1, edges.end() - 1, value) - (edges.begin() + 1);
+        auto bin =
+            std::upper_bound(edges.begin() + 1, edges.end() - 1, value) - (edges.begin() + 1);
         actual[static_cast<size_t>(bin)] += 1;
       }
       if (std::optional<Violation> violation = PsiVerdict(expected, actual, *limit, base)) {
@@ -1083,7 +1095,8 @@ Status Validator::CheckDrift(const TableRules::Column& rules, int index, const J
     for (const Json& entry : current_top) {
       std::string value = entry.value("value", std::string());
       auto it = std::find(values.begin(), values.end(), value);
-      actual[static_cast<size_t>(it - values.begin())] += static_cast<double>(JsonInt(entry, "count"));
+      actual[static_cast<size_t>(it - values.begin())] +=
+          static_cast<double>(JsonInt(entry, "count"));
     }
     if (std::optional<Violation> violation = PsiVerdict(expected, actual, *limit, base)) {
       Report(std::move(*violation));
@@ -1118,8 +1131,8 @@ Result<std::vector<Violation>> Validator::Finish(ChunkLoader& loader) {
 }  // namespace
 
 Json Violation::ToJson() const {
-  std::string message = table + (column.empty() ? "" : "." + column) + ": " + rule +
-                        ": expected " + expected + ", observed " + observed;
+  std::string message = table + (column.empty() ? "" : "." + column) + ": " + rule + ": expected " +
+                        expected + ", observed " + observed;
   if (violating_rows > 0) {
     message += "; " + std::to_string(violating_rows) + (violating_rows == 1 ? " row" : " rows");
     for (size_t i = 0; i < sample_lines.size(); ++i) {

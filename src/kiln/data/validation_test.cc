@@ -9,6 +9,7 @@
 #include <vector>
 
 #include "kiln/core/hash.h"
+#include "kiln/data/chunked_table_for_test.h"
 #include "kiln/data/profile.h"
 #include "kiln/table/schema.h"
 
@@ -17,15 +18,7 @@ namespace {
 
 using table::ColumnType;
 
-class MemoryLoader : public ChunkLoader {
- public:
-  Result<std::string> Load(const Digest& id) override {
-    auto it = chunks.find(id);
-    if (it == chunks.end()) return NotFound("no chunk " + id.Hex());
-    return it->second;
-  }
-  std::map<Digest, std::string> chunks;
-};
+using testing::MemoryLoader;
 
 // A CSV table (header line + one line per row) cut into chunks that start at the given rows,
 // with its profile.
@@ -62,7 +55,7 @@ Table MakeTable(const std::string& name, const std::string& csv,
     chunk.size = bytes.size();
     chunk.rows = starts[c + 1] - starts[c];
     chunk.first_line = c == 0 ? 1 : static_cast<int64_t>(starts[c]) + 2;
-    loader.chunks[chunk.id] = std::move(bytes);
+    loader.Put(bytes);
     version.chunks.push_back(chunk);
   }
   ProfileBuilder builder(version.schema);
@@ -78,13 +71,13 @@ Table MakeTable(const std::string& name, const std::string& csv,
 // Lines 2..9 of the file; three chunks.
 const char kCreditCsv[] =
     "id,age,income,city,joined,score\n"
-    "1,34,50000.5,paris,2026-01-05,0.5\n"    // line 2
-    "2,-4,,berlin,2026-02-01,0.7\n"          // line 3
-    "3,130,72000,paris,2026-03-01,0.2\n"     // line 4
-    "4,45,61000,rome,2026-01-20,0.1\n"       // line 5
-    "5,45,,paris,2025-12-31,0.9\n"           // line 6
-    "6,28,58000,madrid,2026-01-11,0.4\n"     // line 7
-    "2,51,43000,berlin,2026-02-14,0.3\n"     // line 8
+    "1,34,50000.5,paris,2026-01-05,0.5\n"           // line 2
+    "2,-4,,berlin,2026-02-01,0.7\n"                 // line 3
+    "3,130,72000,paris,2026-03-01,0.2\n"            // line 4
+    "4,45,61000,rome,2026-01-20,0.1\n"              // line 5
+    "5,45,,paris,2025-12-31,0.9\n"                  // line 6
+    "6,28,58000,madrid,2026-01-11,0.4\n"            // line 7
+    "2,51,43000,berlin,2026-02-14,0.3\n"            // line 8
     "8,-1,39000,paris,2026-01-01T00:00:00Z,0.6\n";  // line 9
 
 Table CreditTable(MemoryLoader& loader) {
@@ -99,7 +92,8 @@ Table CreditTable(MemoryLoader& loader) {
 }
 
 Result<std::vector<Violation>> Check(const std::string& yaml, const Table& table,
-                                     MemoryLoader& loader, const ReferenceProfiles& references = {}) {
+                                     MemoryLoader& loader,
+                                     const ReferenceProfiles& references = {}) {
   Result<Rules> rules = Rules::Parse(yaml, "rules.yaml");
   if (!rules.ok()) return rules.status();
   return Validate(*rules, table.version, table.profile, loader, references);
@@ -125,44 +119,99 @@ TEST(ValidationTest, EveryRuleKindPassesAndFails) {
       {"type matches", ColumnRules("age", "{type: int64}"), ""},
       {"type differs", ColumnRules("age", "{type: float64}"), "type", 0, {}, {}, "int64"},
       {"not_null share met", ColumnRules("income", "{not_null: 0.75}"), ""},
-      {"not_null share missed", ColumnRules("income", "{not_null: 0.9}"), "not_null", 2, {3, 6},
-       {"null", "null"}, "0.75 non-null (2 nulls in 8 rows)"},
+      {"not_null share missed",
+       ColumnRules("income", "{not_null: 0.9}"),
+       "not_null",
+       2,
+       {3, 6},
+       {"null", "null"},
+       "0.75 non-null (2 nulls in 8 rows)"},
       {"not_null true on a full column", ColumnRules("age", "{not_null: true}"), ""},
-      {"not_null true on a column with nulls", ColumnRules("income", "{not_null: true}"),
-       "not_null", 2, {3, 6}},
+      {"not_null true on a column with nulls",
+       ColumnRules("income", "{not_null: true}"),
+       "not_null",
+       2,
+       {3, 6}},
       {"min met", ColumnRules("age", "{min: -10}"), ""},
       {"min broken", ColumnRules("age", "{min: 0}"), "min", 2, {3, 9}, {"-4", "-1"}, "-4"},
       {"max met", ColumnRules("age", "{max: 130}"), ""},
       {"max broken", ColumnRules("age", "{max: 120}"), "max", 1, {4}, {"130"}, "130"},
-      {"float max broken", ColumnRules("income", "{max: 60000}"), "max", 2, {4, 5},
-       {"72000", "61000"}, "72000"},
+      {"float max broken",
+       ColumnRules("income", "{max: 60000}"),
+       "max",
+       2,
+       {4, 5},
+       {"72000", "61000"},
+       "72000"},
       {"timestamp min met", ColumnRules("joined", "{min: 2025-12-31}"), ""},
-      {"timestamp min broken", ColumnRules("joined", "{min: '2026-01-01'}"), "min", 1, {6},
+      {"timestamp min broken",
+       ColumnRules("joined", "{min: '2026-01-01'}"),
+       "min",
+       1,
+       {6},
        {"2025-12-31"}},
-      {"timestamp max broken", ColumnRules("joined", "{max: 2026-02-28T23:59:59Z}"), "max", 1,
-       {4}, {"2026-03-01"}},
-      {"min on a text column", ColumnRules("city", "{min: 3}"), "min", 0, {}, {},
+      {"timestamp max broken",
+       ColumnRules("joined", "{max: 2026-02-28T23:59:59Z}"),
+       "max",
+       1,
+       {4},
+       {"2026-03-01"}},
+      {"min on a text column",
+       ColumnRules("city", "{min: 3}"),
+       "min",
+       0,
+       {},
+       {},
        "a categorical column (min needs a numeric column)"},
       {"allowed met", ColumnRules("city", "{allowed: [paris, berlin, rome, madrid]}"), ""},
-      {"allowed broken", ColumnRules("city", "{allowed: [paris, berlin, rome]}"), "allowed", 1,
-       {7}, {"madrid"}, "1 values outside the set, such as 'madrid'"},
-      {"allowed numbers compare as numbers", ColumnRules("score", "{allowed: [0.1, 0.2, 0.3, 0.40, 0.5, .6, 0.7, 0.9]}"), ""},
+      {"allowed broken",
+       ColumnRules("city", "{allowed: [paris, berlin, rome]}"),
+       "allowed",
+       1,
+       {7},
+       {"madrid"},
+       "1 values outside the set, such as 'madrid'"},
+      {"allowed numbers compare as numbers",
+       ColumnRules("score", "{allowed: [0.1, 0.2, 0.3, 0.40, 0.5, .6, 0.7, 0.9]}"), ""},
       {"unique met", ColumnRules("score", "{unique: true}"), ""},
-      {"unique broken", ColumnRules("id", "{unique: true}"), "unique", 1, {8}, {"2"},
+      {"unique broken",
+       ColumnRules("id", "{unique: true}"),
+       "unique",
+       1,
+       {8},
+       {"2"},
        "1 rows repeat an earlier value"},
       {"unique on categories", ColumnRules("city", "{unique: true}"), "unique", 4, {4, 6, 8, 9}},
       {"unique false checks nothing", ColumnRules("id", "{unique: false}"), ""},
       {"required present", ColumnRules("age", "{required: true}"), ""},
-      {"required missing", ColumnRules("salary", "{required: true}"), "required", 0, {}, {},
+      {"required missing",
+       ColumnRules("salary", "{required: true}"),
+       "required",
+       0,
+       {},
+       {},
        "missing"},
       {"rules of an absent optional column are skipped", ColumnRules("salary", "{min: 0}"), ""},
       {"row_count met", "tables:\n  credit:\n    row_count: {min: 1, max: 8}\n", ""},
-      {"row_count too small", "tables:\n  credit:\n    row_count: {min: 10}\n", "row_count", 0,
-       {}, {}, "8 rows"},
-      {"row_count too large", "tables:\n  credit:\n    row_count: {max: 7}\n", "row_count", 0,
-       {}, {}, "8 rows"},
-      {"star applies to every table", "tables:\n  '*':\n    columns:\n      age: {max: 100}\n",
-       "max", 1, {4}},
+      {"row_count too small",
+       "tables:\n  credit:\n    row_count: {min: 10}\n",
+       "row_count",
+       0,
+       {},
+       {},
+       "8 rows"},
+      {"row_count too large",
+       "tables:\n  credit:\n    row_count: {max: 7}\n",
+       "row_count",
+       0,
+       {},
+       {},
+       "8 rows"},
+      {"star applies to every table",
+       "tables:\n  '*':\n    columns:\n      age: {max: 100}\n",
+       "max",
+       1,
+       {4}},
       {"other tables' rules do not apply", "tables:\n  loans:\n    row_count: {min: 100}\n", ""},
   };
   MemoryLoader loader;
@@ -271,17 +320,21 @@ TEST(ValidationTest, YamlErrorsNameLineAndColumn) {
        "rules.yaml:3:22: 'min' must be a whole number >= 0, found '-1'"},
       {"row_count unknown bound", "tables:\n  t:\n    row_count: {least: 1}\n",
        "rules.yaml:3:17: unknown rule 'least' in row_count"},
-      {"drift without reference", "tables:\n  t:\n    columns:\n      a:\n        drift: {max_ks: 0.1}\n",
+      {"drift without reference",
+       "tables:\n  t:\n    columns:\n      a:\n        drift: {max_ks: 0.1}\n",
        "rules.yaml:5:16: 'drift' needs a 'reference'"},
-      {"drift without a bound", "tables:\n  t:\n    columns:\n      a:\n        drift: {reference: main}\n",
+      {"drift without a bound",
+       "tables:\n  t:\n    columns:\n      a:\n        drift: {reference: main}\n",
        "rules.yaml:5:16: 'drift' needs 'max_ks' or 'max_psi'"},
-      {"drift ks above one", "tables:\n  t:\n    columns:\n      a:\n        drift: {reference: main, max_ks: 2}\n",
+      {"drift ks above one",
+       "tables:\n  t:\n    columns:\n      a:\n        drift: {reference: main, max_ks: 2}\n",
        "rules.yaml:5:42: 'max_ks' must be between 0 and 1"},
       {"drift unknown key", "tables:\n  t:\n    columns:\n      a:\n        drift: {ref: main}\n",
        "rules.yaml:5:17: unknown rule 'ref' in drift of column 'a'"},
       {"rule given twice", "tables:\n  t:\n    columns:\n      a: {min: 1, min: 2}\n",
        "rules.yaml:4:19: 'min' is given twice"},
-      {"table listed twice", "tables:\n  t: {}\n  t: {}\n", "rules.yaml:3:3: table 't' is listed twice"},
+      {"table listed twice", "tables:\n  t: {}\n  t: {}\n",
+       "rules.yaml:3:3: table 't' is listed twice"},
   };
   for (const YamlErrorCase& c : cases) {
     SCOPED_TRACE(c.name);
@@ -340,8 +393,12 @@ double KsByDefinition(const std::vector<double>& a, const std::vector<double>& b
   std::vector<double> points = a;
   points.insert(points.end(), b.begin(), b.end());
   for (double x : points) {
-    double fa = static_cast<double>(std::count_if(a.begin(), a.end(), [&](double v) { return v <= x; })) / a.size();
-    double fb = static_cast<double>(std::count_if(b.begin(), b.end(), [&](double v) { return v <= x; })) / b.size();
+    double fa =
+        static_cast<double>(std::count_if(a.begin(), a.end(), [&](double v) { return v <= x; })) /
+        a.size();
+    double fb =
+        static_cast<double>(std::count_if(b.begin(), b.end(), [&](double v) { return v <= x; })) /
+        b.size();
     largest = std::max(largest, std::fabs(fa - fb));
   }
   return largest;
@@ -369,28 +426,34 @@ ReferenceProfiles ReferenceOf(const std::string& table, const Json& profile) {
 TEST(ValidationTest, KsAgainstAReferenceMatchesTheDefinition) {
   std::vector<double> reference_values, current_values;
   for (int i = 0; i < 150; ++i) reference_values.push_back(std::round(std::sin(i * 1.7) * 50) / 4);
-  for (int i = 0; i < 120; ++i) current_values.push_back(std::round(std::cos(i * 0.9) * 40 + 6) / 4);
+  for (int i = 0; i < 120; ++i)
+    current_values.push_back(std::round(std::cos(i * 0.9) * 40 + 6) / 4);
   const double expected = KsByDefinition(reference_values, current_values);
   ASSERT_GT(expected, 0.05);
 
   MemoryLoader loader;
-  Table reference = MakeTable("m", NumbersCsv(reference_values), {{"x", ColumnType::kFloat64}}, {70}, loader);
-  Table current = MakeTable("m", NumbersCsv(current_values), {{"x", ColumnType::kFloat64}}, {50}, loader);
+  Table reference =
+      MakeTable("m", NumbersCsv(reference_values), {{"x", ColumnType::kFloat64}}, {70}, loader);
+  Table current =
+      MakeTable("m", NumbersCsv(current_values), {{"x", ColumnType::kFloat64}}, {50}, loader);
   ReferenceProfiles references = ReferenceOf("m", reference.profile);
   auto rules = [&](double max_ks) {
     char text[200];
-    std::snprintf(text, sizeof(text),
-                  "tables:\n  m:\n    columns:\n      x: {drift: {reference: main~1, max_ks: %.17g}}\n",
-                  max_ks);
+    std::snprintf(
+        text, sizeof(text),
+        "tables:\n  m:\n    columns:\n      x: {drift: {reference: main~1, max_ks: %.17g}}\n",
+        max_ks);
     return std::string(text);
   };
-  Result<std::vector<Violation>> failing = Check(rules(expected - 1e-9), current, loader, references);
+  Result<std::vector<Violation>> failing =
+      Check(rules(expected - 1e-9), current, loader, references);
   ASSERT_TRUE(failing.ok()) << failing.status().ToString();
   ASSERT_EQ(failing->size(), 1u);
   EXPECT_EQ(failing->front().rule, "max_ks");
   EXPECT_NEAR(std::stod(failing->front().observed), expected, 1e-5);
   EXPECT_EQ(failing->front().expected.substr(0, 3), "<= ");
-  Result<std::vector<Violation>> passing = Check(rules(expected + 1e-9), current, loader, references);
+  Result<std::vector<Violation>> passing =
+      Check(rules(expected + 1e-9), current, loader, references);
   ASSERT_TRUE(passing.ok());
   EXPECT_TRUE(passing->empty());
   // A table against itself has no drift.
@@ -404,8 +467,10 @@ TEST(ValidationTest, KsOnSampledProfilesUsesTheStoredSamples) {
   for (int i = 0; i < 3000; ++i) reference_values.push_back(std::sin(i) * 10);
   for (int i = 0; i < 2500; ++i) current_values.push_back(std::sin(i) * 10 + 1);
   MemoryLoader loader;
-  Table reference = MakeTable("m", NumbersCsv(reference_values), {{"x", ColumnType::kFloat64}}, {1000}, loader);
-  Table current = MakeTable("m", NumbersCsv(current_values), {{"x", ColumnType::kFloat64}}, {}, loader);
+  Table reference =
+      MakeTable("m", NumbersCsv(reference_values), {{"x", ColumnType::kFloat64}}, {1000}, loader);
+  Table current =
+      MakeTable("m", NumbersCsv(current_values), {{"x", ColumnType::kFloat64}}, {}, loader);
   // Profiles keep the whole column here (below the default sample size); shrink them to real
   // samples, as larger tables would have, by profiling with a small sample.
   auto profile_with_sample = [&](const Table& table) {
@@ -438,8 +503,10 @@ TEST(ValidationTest, PsiOnReferenceHistogramBins) {
   for (int i = 0; i < 100; ++i) reference_values.push_back(i);
   for (int i = 0; i < 20; ++i) current_values.push_back(i % 10);
   MemoryLoader loader;
-  Table reference = MakeTable("m", NumbersCsv(reference_values), {{"x", ColumnType::kFloat64}}, {}, loader);
-  Table current = MakeTable("m", NumbersCsv(current_values), {{"x", ColumnType::kFloat64}}, {}, loader);
+  Table reference =
+      MakeTable("m", NumbersCsv(reference_values), {{"x", ColumnType::kFloat64}}, {}, loader);
+  Table current =
+      MakeTable("m", NumbersCsv(current_values), {{"x", ColumnType::kFloat64}}, {}, loader);
   const double expected = (1 - 0.1) * std::log(1 / 0.1) + 9 * (1e-4 - 0.1) * std::log(1e-4 / 0.1);
   Result<std::vector<Violation>> violations =
       Check("tables:\n  m:\n    columns:\n      x: {drift: {reference: main~1, max_psi: 0.2}}\n",
@@ -460,11 +527,12 @@ TEST(ValidationTest, PsiOnCategoriesUsesTopValuesAndOther) {
   MemoryLoader loader;
   // Reference: paris 6, rome 3, oslo 1. Current: paris 2, rome 2, oslo 4, lima 2.
   std::string reference_csv = "city\n", current_csv = "city\n";
-  for (const auto& [city, n] : std::vector<std::pair<std::string, int>>{{"paris", 6}, {"rome", 3}, {"oslo", 1}}) {
+  for (const auto& [city, n] :
+       std::vector<std::pair<std::string, int>>{{"paris", 6}, {"rome", 3}, {"oslo", 1}}) {
     for (int i = 0; i < n; ++i) reference_csv += city + "\n";
   }
-  for (const auto& [city, n] :
-       std::vector<std::pair<std::string, int>>{{"paris", 2}, {"rome", 2}, {"oslo", 4}, {"lima", 2}}) {
+  for (const auto& [city, n] : std::vector<std::pair<std::string, int>>{
+           {"paris", 2}, {"rome", 2}, {"oslo", 4}, {"lima", 2}}) {
     for (int i = 0; i < n; ++i) current_csv += city + "\n";
   }
   Table reference = MakeTable("c", reference_csv, {{"city", ColumnType::kCategorical}}, {}, loader);
