@@ -90,7 +90,8 @@ INSTANTIATE_TEST_SUITE_P(Backends, DataApiTest, ::testing::ValuesIn(kiln::testin
 
 TEST_P(DataApiTest, CommitsUploadedFilesAndServesThemBackByteForByte) {
   std::string csv = Rows(50);
-  std::string binary("\x89PNG\r\n\x1a\n\0\xff binary", 19);
+  static constexpr char kPng[] = "\x89PNG\r\n\x1a\n\0\xff binary";
+  std::string binary(kPng, sizeof(kPng) - 1);  // with the NUL inside, without the final one
   Reply commit = Commit({{"credit.csv", csv, "id", ""}, {"cat.png", binary, "", ""}}, "jan");
   ASSERT_EQ(commit.status, 200) << commit.body;
   EXPECT_FALSE(commit.json["unchanged"].get<bool>());
