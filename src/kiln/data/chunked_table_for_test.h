@@ -57,6 +57,29 @@ class MemoryLoader : public ChunkLoader {
   int loads_ = 0;
 };
 
+// Appends to `version` the chunks of a CSV given as `lines` (the header, then one line per row,
+// each ending in '\n'), cut before each row index in `chunk_starts` (chunk 0 holds the header),
+// and puts them in `loader`. Sets rows, bytes, and each chunk's size, rows and first line.
+inline void CutCsvIntoChunks(const std::vector<std::string>& lines,
+                             const std::vector<size_t>& chunk_starts, MemoryLoader& loader,
+                             TableVersion& version) {
+  version.rows = lines.size() - 1;
+  std::vector<size_t> starts = {0};
+  for (size_t row : chunk_starts) starts.push_back(row);
+  starts.push_back(lines.size() - 1);
+  for (size_t c = 0; c + 1 < starts.size(); ++c) {
+    std::string bytes = c == 0 ? lines[0] : "";
+    for (size_t row = starts[c]; row < starts[c + 1]; ++row) bytes += lines[row + 1];
+    ChunkRef chunk;
+    chunk.id = loader.Put(bytes);
+    chunk.size = bytes.size();
+    chunk.rows = starts[c + 1] - starts[c];
+    chunk.first_line = c == 0 ? 1 : static_cast<int64_t>(starts[c]) + 2;
+    version.bytes += bytes.size();
+    version.chunks.push_back(chunk);
+  }
+}
+
 inline std::string_view Extension(table::Format format) {
   switch (format) {
     case table::Format::kCsv: return ".csv";

@@ -45,22 +45,7 @@ TableVersion MakeVersion(const std::string& csv, table::Schema schema,
   version.file_name = "t.csv";
   version.format = table::Format::kCsv;
   version.schema = std::move(schema);
-  version.rows = lines.size() - 1;
-  std::vector<size_t> starts = {0};  // in rows; chunk 0 also holds the header
-  for (size_t row : chunk_starts) starts.push_back(row);
-  starts.push_back(lines.size() - 1);
-  for (size_t c = 0; c + 1 < starts.size(); ++c) {
-    std::string bytes = c == 0 ? lines[0] : "";
-    for (size_t row = starts[c]; row < starts[c + 1]; ++row) bytes += lines[row + 1];
-    ChunkRef chunk;
-    chunk.id = Sha256Of(bytes);
-    chunk.size = bytes.size();
-    chunk.rows = starts[c + 1] - starts[c];
-    chunk.first_line = c == 0 ? 1 : static_cast<int64_t>(starts[c]) + 2;
-    version.bytes += bytes.size();
-    loader.Put(bytes);
-    version.chunks.push_back(chunk);
-  }
+  CutCsvIntoChunks(lines, chunk_starts, loader, version);
   return version;
 }
 
