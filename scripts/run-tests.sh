@@ -72,6 +72,10 @@ if [ -f "$root/tests/data/crash_test.sh" ]; then
   suite "data crash safety (fault points and kill -9)" count_plain \
     bash "$root/tests/data/crash_test.sh" "$build"
 fi
+if [ -f "$root/tests/stream/big_download.sh" ]; then
+  suite "streamed downloads and multipart upload (200 MB, kiln server)" count_plain \
+    bash "$root/tests/stream/big_download.sh" "$build"
+fi
 
 # The third-party `mlflow` npm client against kiln server, on both backends.
 if (cd "$root/tests/npm" && npm ci --no-audit --no-fund --loglevel=error >/dev/null 2>&1); then

@@ -12,6 +12,7 @@
 #include <tuple>
 #include <utility>
 
+#include "kiln/api/artifacts.h"
 #include "kiln/api/data_api.h"
 #include "kiln/api/mlflow_routes.h"
 #include "kiln/core/file_util.h"
@@ -31,6 +32,8 @@ namespace {
 constexpr std::string_view kPrefixRoutes[] = {
     "/api/2.0/mlflow-artifacts/artifacts/",
     "/ajax-api/2.0/mlflow-artifacts/artifacts/",
+    "/api/2.0/mlflow-artifacts/mpu/",
+    "/ajax-api/2.0/mlflow-artifacts/mpu/",
     "/api/2.0/mlflow/logged-models/",
     "/ajax-api/2.0/mlflow/logged-models/",
     "/api/kiln/v1/data/commits/",
@@ -227,6 +230,7 @@ struct App::State {
     t_route_unmatched = false;
     routes.Dispatch(request, routed);
     bool unmatched = t_route_unmatched;
+    // A streamed reply (Response::Stream) is timed until its handler returns, not its transfer.
     double seconds =
         std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
     metrics.Record(MethodLabel(request.method), RouteLabel(request.path, unmatched), routed.status,
@@ -266,6 +270,7 @@ Result<std::unique_ptr<App>> App::Open(const ServerConfig& config, Clock* clock)
   RegisterTrackingRoutes(routes, *state->tracking);
   RegisterRegistryRoutes(routes, *state->registry);
   RegisterArtifactRoutes(routes, *state->tracking, config.artifact_root);
+  RegisterModelVersionArtifactRoutes(routes, *state->registry, config.artifact_root);
   RegisterLoggedModelRoutes(routes, *state->logged_models, config.artifact_root);
   DataApiOptions data_options;
   data_options.uploads_dir = SiblingFolder(objects_root, "uploads");
@@ -309,6 +314,7 @@ void App::Wait() {
 
 void App::Dispatch(const http::Request& request, http::Response& response) const {
   state_->Handle(request, response);
+  http::CollectBody(response);  // no socket to stream to
 }
 
 tracking::TrackingStore& App::tracking() { return *state_->tracking; }

@@ -5,7 +5,10 @@
 //   /api/2.0/mlflow/...                    tracking RPCs (mlflow_tracking.cc) and model registry
 //                                          RPCs (mlflow_registry.cc)
 //   /api/2.0/mlflow-artifacts/artifacts/.. proxied artifacts: PUT, GET, DELETE, GET ?path= (list)
-//   /api/2.0/mlflow/artifacts/list         a run's artifacts; /get-artifact one file of a run
+//   /api/2.0/mlflow-artifacts/mpu/..       multipart uploads (artifacts.h)
+//   /api/2.0/mlflow/artifacts/list         a run's artifacts; /get-artifact one file of a run,
+//                                          /model-versions/get-artifact one of a model version
+//                                          (downloads are streamed: http::Response::Stream)
 //   /api/kiln/v1/data/...                  versioned datasets (data_api.h)
 //   GET /health   -> 200 "OK" (text/plain)
 //   GET /version  -> kiln's version (text/plain)
@@ -84,7 +87,8 @@ class App {
   // Blocks until the server has stopped.
   void Wait();
 
-  // Handles one request without a socket (tests, fuzzers): the same routes, metrics included.
+  // Handles one request without a socket (tests, fuzzers): the same routes, metrics included. A
+  // streamed reply (artifact downloads, data exports) is collected into response.body.
   void Dispatch(const http::Request& request, http::Response& response) const;
 
   tracking::TrackingStore& tracking();

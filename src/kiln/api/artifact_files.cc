@@ -1,7 +1,14 @@
 #include "kiln/api/artifact_files.h"
 
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
 #include <algorithm>
+#include <cerrno>
+#include <cstring>
 #include <filesystem>
+#include <memory>
 #include <string>
 #include <system_error>
 #include <utility>
@@ -16,6 +23,18 @@ namespace fs = std::filesystem;
 
 constexpr size_t kMaxNameBytes = 255;     // NAME_MAX on Linux file systems
 constexpr size_t kMaxPathBytes = 3000;    // well below PATH_MAX with the root prefixed
+constexpr size_t kDownloadPieceBytes = 1024 * 1024;  // read and sent a piece at a time
+
+// An open file descriptor, closed with its last owner (a streamed reply's producer).
+struct OpenFile {
+  int fd = -1;
+  OpenFile() = default;
+  OpenFile(const OpenFile&) = delete;
+  OpenFile& operator=(const OpenFile&) = delete;
+  ~OpenFile() {
+    if (fd >= 0) ::close(fd);
+  }
+};
 
 
 bool StartsWith(std::string_view text, std::string_view prefix) {
@@ -116,15 +135,44 @@ void SendFile(const std::string& root, const std::string& full_path, http::Respo
                response);
     return;
   }
-  Result<std::string> contents = ReadFile(full_path);
-  if (!contents.ok()) {
-    WriteError(contents.status(), response);
+  // Opened now, so that the reply is the file as it is at this moment: an atomic replacement
+  // (a new inode renamed over it) while it streams does not mix two versions.
+  auto file = std::make_shared<OpenFile>();
+  file->fd = ::open(full_path.c_str(), O_RDONLY | O_CLOEXEC);
+  struct stat info {};
+  if (file->fd < 0 || ::fstat(file->fd, &info) != 0) {
+    WriteError(IoError("cannot open '" + fs::path(full_path).filename().string() +
+                       "': " + std::strerror(errno)),
+               response);
+    return;
+  }
+  if (!S_ISREG(info.st_mode)) {
+    WriteError(InvalidArgument("'" + fs::path(full_path).filename().string() +
+                               "' is not a regular file"),
+               response);
     return;
   }
   std::string name = fs::path(full_path).filename().string();
+  const auto size = static_cast<uint64_t>(info.st_size);
   response.status = 200;
   response.content_type = std::string(ContentTypeFor(name));
-  response.body = std::move(*contents);
+  response.Stream(
+      size,
+      [file, size, name](http::BodyWriter& writer) -> Status {
+        std::string piece(static_cast<size_t>(std::min<uint64_t>(size, kDownloadPieceBytes)), '\0');
+        uint64_t offset = 0;
+        while (offset < size) {
+          size_t want = static_cast<size_t>(std::min<uint64_t>(size - offset, piece.size()));
+          ssize_t got = ::pread(file->fd, piece.data(), want, static_cast<off_t>(offset));
+          if (got < 0 && errno == EINTR) continue;
+          if (got < 0) return IoError("cannot read '" + name + "': " + std::strerror(errno));
+          if (got == 0) return IoError("'" + name + "' shrank while it was being sent");
+          KILN_RETURN_IF_ERROR(writer.Write(std::string_view(piece.data(), static_cast<size_t>(got))));
+          offset += static_cast<uint64_t>(got);
+        }
+        return Status::Ok();
+      },
+      [](const Status& status, http::Response& reply) { WriteError(status, reply); });
   response.SetHeader("Content-Disposition", "attachment; filename=\"" + http::PercentEncode(name) + "\"");
   response.SetHeader("X-Content-Type-Options", "nosniff");
 }

@@ -37,7 +37,9 @@ std::string JoinPath(const std::string& root, const std::string& relative);
 Result<std::string> LocalArtifactFolder(const std::string& artifact_uri, const std::string& root);
 
 // Sends the file at `full_path` (which must resolve inside `root`) as an attachment, or the
-// error reply (404 when missing, 400 for a folder or a path outside `root`).
+// error reply (404 when missing, 400 for a folder or a path outside `root`). The file is opened
+// here and streamed in 1 MiB pieces with its Content-Length (http::Response::Stream), so a
+// download of any size holds about 2 MiB of it in memory.
 void SendFile(const std::string& root, const std::string& full_path, http::Response& response);
 
 struct FileEntry {

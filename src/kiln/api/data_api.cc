@@ -431,30 +431,37 @@ class DataApi {
     if (!format) {
       return InvalidArgument("format must be csv, tsv or jsonl, got '" + format_name + "'");
     }
-    std::string body;
-    KILN_RETURN_IF_ERROR(repository_.Export(ref, table, *format, [&body](std::string_view bytes) {
-      body.append(bytes);
-      return Status::Ok();
-    }));
     response.status = 200;
     response.content_type = *format == table::Format::kCsv   ? "text/csv; charset=utf-8"
                             : *format == table::Format::kTsv ? "text/tab-separated-values; charset=utf-8"
                                                              : "application/x-ndjson";
-    response.body = std::move(body);
+    // Streamed: the export is written as the repository produces it, never held whole. An
+    // unknown ref or table fails before the first byte and becomes the usual error reply.
+    data::Repository* repository = &repository_;
+    response.Stream(
+        std::nullopt,
+        [repository, ref, table, format = *format](http::BodyWriter& writer) {
+          return repository->Export(ref, table, format,
+                                    [&writer](std::string_view bytes) { return writer.Write(bytes); });
+        },
+        &WriteDataError);
     return Status::Ok();
   }
 
   Status Files(const http::Request& request, http::Response& response) {
     KILN_ASSIGN_OR_RETURN(std::string ref, RequireQuery(request, "ref"));
     KILN_ASSIGN_OR_RETURN(std::string name, RequireQuery(request, "name"));
-    std::string body;
-    KILN_RETURN_IF_ERROR(repository_.ReadFile(ref, name, [&body](std::string_view bytes) {
-      body.append(bytes);
-      return Status::Ok();
-    }));
     response.status = 200;
     response.content_type = "application/octet-stream";
-    response.body = std::move(body);
+    // Streamed, as Export is.
+    data::Repository* repository = &repository_;
+    response.Stream(
+        std::nullopt,
+        [repository, ref, name](http::BodyWriter& writer) {
+          return repository->ReadFile(ref, name,
+                                      [&writer](std::string_view bytes) { return writer.Write(bytes); });
+        },
+        &WriteDataError);
     return Status::Ok();
   }
 

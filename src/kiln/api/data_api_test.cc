@@ -12,6 +12,7 @@
 
 #include "kiln/api/test_server.h"
 #include "kiln/data/repository.h"
+#include "kiln/http/client.h"
 #include "kiln/http/message.h"
 #include "tests/support/temp_dir.h"
 #include "tests/support/test_database.h"
@@ -144,6 +145,31 @@ TEST_P(DataApiTest, CommitsUploadedFilesAndServesThemBackByteForByte) {
   EXPECT_EQ(again.status, 200);
   EXPECT_TRUE(again.json["unchanged"].get<bool>());
   EXPECT_EQ(GetJson("/log")["commits"].size(), 1u);
+}
+
+TEST_P(DataApiTest, FilesAndExportsAreStreamedInChunks) {
+  std::string csv = Rows(40000);
+  ASSERT_GT(csv.size(), 2 * http::kStreamPieceBytes);
+  CommitOk({{"t.csv", csv, "", ""}}, "big");
+  http::Client client;
+  for (std::string path : {"/files?ref=main&name=t", "/export?ref=main&table=t"}) {
+    std::string body;
+    size_t pieces = 0;
+    auto reply = client.Download(server_.base_url() + kData + path, [&](std::string_view bytes) {
+      body.append(bytes);
+      ++pieces;
+      return Status::Ok();
+    });
+    ASSERT_TRUE(reply.ok()) << path << ": " << reply.status().ToString();
+    EXPECT_EQ(reply->status, 200) << path;
+    EXPECT_EQ(reply->Header("transfer-encoding"), "chunked") << path;
+    EXPECT_GT(pieces, 1u) << path;
+    EXPECT_TRUE(body == csv) << path << ": the streamed body differs";
+  }
+  // Failures found before the first byte still get their usual error reply.
+  Reply missing = server_.Get(kData + "/export?ref=nope&table=t");
+  EXPECT_EQ(missing.status, 404) << missing.body;
+  EXPECT_EQ(missing.json.value("kiln_code", ""), "NOT_FOUND") << missing.body;
 }
 
 TEST_P(DataApiTest, LargeFilesArriveInPartsAtTheirOffsets) {

@@ -15,6 +15,9 @@
 #include <utility>
 #include <vector>
 
+#include "kiln/api/artifact_files.h"
+#include "kiln/api/artifacts.h"
+#include "kiln/api/errors.h"
 #include "kiln/api/mlflow_routes.h"
 #include "kiln/api/request.h"
 #include "kiln/registry/registry_store.h"
@@ -387,6 +390,32 @@ void RegisterRegistryRoutes(http::Router& router, registry::RegistryStore& regis
     });
     AddMlflowRoute(router, route.method, route.path, handler);
   }
+}
+
+void RegisterModelVersionArtifactRoutes(http::Router& router, registry::RegistryStore& registry,
+                                        const std::string& artifact_root) {
+  std::string root = artifact_root;
+  while (root.size() > 1 && root.back() == '/') root.pop_back();
+  // MLflow's get_model_version_artifact_handler: the file `path` below the version's download
+  // URI (storage_location, else source), streamed as an attachment.
+  http::Handler handler = [&registry, root](const http::Request& request,
+                                            http::Response& response) {
+    Status status = [&]() -> Status {
+      KILN_ASSIGN_OR_RETURN(Json decoded, DecodeRequest(request));
+      KILN_ASSIGN_OR_RETURN(std::string name, RequireString(decoded, "name"));
+      KILN_ASSIGN_OR_RETURN(int64_t number, RequireVersion(decoded));
+      KILN_ASSIGN_OR_RETURN(std::string path, RequireString(decoded, "path"));
+      KILN_ASSIGN_OR_RETURN(std::string relative, SafeRelativePath(path));
+      if (relative.empty()) return InvalidPath();
+      KILN_ASSIGN_OR_RETURN(std::string uri, registry.GetModelVersionDownloadUri(name, number));
+      KILN_ASSIGN_OR_RETURN(std::string folder, LocalArtifactFolder(uri, root));
+      SendFile(folder, JoinPath(folder, relative), response);
+      return Status::Ok();
+    }();
+    if (!status.ok()) WriteError(status, response);
+  };
+  router.Add("GET", "/model-versions/get-artifact", handler);
+  AddMlflowRoute(router, "GET", "/model-versions/get-artifact", handler);
 }
 
 }  // namespace kiln::api

@@ -43,6 +43,26 @@ size_t AppendBody(char* data, size_t size, size_t count, void* user) {
   return size * count;
 }
 
+// The sink of Client::Download: error bodies are collected, others go to the caller's writer.
+struct DownloadSink {
+  CURL* curl = nullptr;
+  ClientResponse* response = nullptr;
+  const std::function<Status(std::string_view)>* write = nullptr;
+  Status failure;
+};
+
+size_t ForwardBody(char* data, size_t size, size_t count, void* user) {
+  auto* sink = static_cast<DownloadSink*>(user);
+  long status = 0;
+  curl_easy_getinfo(sink->curl, CURLINFO_RESPONSE_CODE, &status);
+  if (status >= 400) {
+    sink->response->body.append(data, size * count);
+    return size * count;
+  }
+  sink->failure = (*sink->write)(std::string_view(data, size * count));
+  return sink->failure.ok() ? size * count : 0;  // 0 makes curl abort with CURLE_WRITE_ERROR
+}
+
 size_t CollectHeader(char* data, size_t size, size_t count, void* user) {
   auto* response = static_cast<ClientResponse*>(user);
   std::string_view line(data, size * count);
@@ -57,6 +77,22 @@ size_t CollectHeader(char* data, size_t size, size_t count, void* user) {
                                    std::string(Trim(line.substr(colon + 1))));
   }
   return line.size();
+}
+
+// A failed transfer as a Status: refused, unresolvable or timed out is Unavailable.
+Status TransferError(CURLcode code, const std::string& method, const std::string& url,
+                     const char* error) {
+  std::string message = method + " " + std::string(WithoutQuery(url)) + ": " +
+                        (error[0] != '\0' ? error : curl_easy_strerror(code));
+  switch (code) {
+    case CURLE_COULDNT_CONNECT:
+    case CURLE_COULDNT_RESOLVE_HOST:
+    case CURLE_OPERATION_TIMEDOUT:
+    case CURLE_GOT_NOTHING:
+      return Unavailable(std::move(message));
+    default:
+      return IoError(std::move(message));
+  }
 }
 
 }  // namespace
@@ -82,6 +118,33 @@ Client::Client() : impl_(std::make_unique<Impl>()) {
 
 Client::~Client() {
   if (impl_->curl != nullptr) curl_easy_cleanup(impl_->curl);
+}
+
+Result<ClientResponse> Client::Download(const std::string& url,
+                                        const std::function<Status(std::string_view)>& write,
+                                        int timeout_ms) {
+  CURL* curl = impl_->curl;
+  curl_easy_reset(curl);
+  ClientResponse response;
+  impl_->error[0] = '\0';
+  DownloadSink sink{curl, &response, &write, Status::Ok()};
+  curl_easy_setopt(curl, CURLOPT_URL, url.c_str());
+  curl_easy_setopt(curl, CURLOPT_NOSIGNAL, 1L);
+  curl_easy_setopt(curl, CURLOPT_TIMEOUT_MS, static_cast<long>(timeout_ms));
+  curl_easy_setopt(curl, CURLOPT_ERRORBUFFER, impl_->error);
+  curl_easy_setopt(curl, CURLOPT_WRITEFUNCTION, &ForwardBody);
+  curl_easy_setopt(curl, CURLOPT_WRITEDATA, &sink);
+  curl_easy_setopt(curl, CURLOPT_HEADERFUNCTION, &CollectHeader);
+  curl_easy_setopt(curl, CURLOPT_HEADERDATA, &response);
+  curl_easy_setopt(curl, CURLOPT_TCP_NODELAY, 1L);
+  curl_easy_setopt(curl, CURLOPT_HTTPGET, 1L);
+  CURLcode code = curl_easy_perform(curl);
+  if (!sink.failure.ok()) return sink.failure;
+  if (code != CURLE_OK) return TransferError(code, "GET", url, impl_->error);
+  long status = 0;
+  curl_easy_getinfo(curl, CURLINFO_RESPONSE_CODE, &status);
+  response.status = static_cast<int>(status);
+  return response;
 }
 
 Result<ClientResponse> Client::Send(const std::string& method, const std::string& url,
@@ -137,19 +200,7 @@ Result<ClientResponse> Client::Send(const std::string& method, const std::string
 
   CURLcode code = curl_easy_perform(curl);
   curl_slist_free_all(header_list);
-  if (code != CURLE_OK) {
-    std::string message = method + " " + std::string(WithoutQuery(url)) + ": " +
-                          (impl_->error[0] != '\0' ? impl_->error : curl_easy_strerror(code));
-    switch (code) {
-      case CURLE_COULDNT_CONNECT:
-      case CURLE_COULDNT_RESOLVE_HOST:
-      case CURLE_OPERATION_TIMEDOUT:
-      case CURLE_GOT_NOTHING:
-        return Unavailable(std::move(message));
-      default:
-        return IoError(std::move(message));
-    }
-  }
+  if (code != CURLE_OK) return TransferError(code, method, url, impl_->error);
   long status = 0;
   curl_easy_getinfo(curl, CURLINFO_RESPONSE_CODE, &status);
   response.status = static_cast<int>(status);

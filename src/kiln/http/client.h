@@ -2,8 +2,10 @@
 // tests. One Client per thread (a Client reuses its connection: keep-alive).
 #pragma once
 
+#include <functional>
 #include <memory>
 #include <string>
+#include <string_view>
 #include <utility>
 #include <vector>
 
@@ -32,6 +34,13 @@ class Client {
                               const std::vector<std::pair<std::string, std::string>>& headers = {},
                               int timeout_ms = 30000);
   Result<ClientResponse> Get(const std::string& url) { return Send("GET", url); }
+  // GET whose body goes to `write` piece by piece as it arrives, never held whole (downloads of
+  // any size); the returned response's body is empty. A non-ok Status from `write` aborts the
+  // transfer and is returned. Bodies of error replies (status >= 400) are collected instead,
+  // so that their JSON can be read.
+  Result<ClientResponse> Download(const std::string& url,
+                                  const std::function<Status(std::string_view)>& write,
+                                  int timeout_ms = 300000);
   Result<ClientResponse> PostJson(const std::string& url, const std::string& json) {
     return Send("POST", url, json, {{"Content-Type", "application/json"}});
   }

@@ -113,4 +113,51 @@ std::string PercentEncode(std::string_view text) {
   return out;
 }
 
+namespace {
+
+// Collects a streamed body in memory, holding the producer to the length it announced.
+class StringBodyWriter final : public BodyWriter {
+ public:
+  StringBodyWriter(std::string& out, std::optional<uint64_t> length) : out_(out), length_(length) {}
+  Status Write(std::string_view bytes) override {
+    if (length_.has_value() && out_.size() + bytes.size() > *length_) {
+      return Internal("a streamed body is longer than its announced length");
+    }
+    out_.append(bytes);
+    return Status::Ok();
+  }
+
+ private:
+  std::string& out_;
+  std::optional<uint64_t> length_;
+};
+
+}  // namespace
+
+void CollectBody(Response& response) {
+  if (!response.streamed()) return;
+  BodyProducer producer = std::move(response.producer);
+  StreamErrorReply on_error = std::move(response.stream_error);
+  std::optional<uint64_t> length = response.stream_length;
+  response.producer = nullptr;
+  response.stream_error = nullptr;
+  response.stream_length.reset();
+  response.body.clear();
+  StringBodyWriter writer(response.body, length);
+  Status status = producer(writer);
+  if (status.ok() && length.has_value() && response.body.size() != *length) {
+    status = Internal("a streamed body is shorter than its announced length");
+  }
+  if (status.ok()) return;
+  response.body.clear();
+  response.headers.clear();
+  if (on_error) {
+    on_error(status, response);
+  } else {
+    response.status = 500;
+    response.content_type = "application/json";
+    response.body = R"({"error_code":"INTERNAL_ERROR","message":"internal error"})";
+  }
+}
+
 }  // namespace kiln::http

@@ -9,6 +9,8 @@
 //   reading the request has started; the whole request must arrive within header_timeout_ms
 //   handling the router runs
 //   writing the response, as one gather write of head + body
+//   streaming a streamed reply (Response::Stream): its producer runs on a thread of its own and
+//           hands pieces over to the strand, which writes them one at a time (StreamState)
 // Beast's parser is fed from the connection's flat_buffer directly, so a request that arrives in
 // one segment is parsed and handled with no extra hop through the io_context.
 
@@ -44,6 +46,7 @@
 #include <boost/beast/http/parser.hpp>
 #include <boost/beast/http/status.hpp>
 #include <boost/beast/http/string_body.hpp>
+#include <boost/system/system_error.hpp>
 
 #include "kiln/core/log.h"
 #include "kiln/http/server.h"
@@ -115,6 +118,20 @@ std::string FormatAddress(const std::string& host, int port) {
 
 class ServerImpl;
 
+// The hand-over between a streamed reply's producer thread and its connection's strand. The
+// producer fills a piece of its own; when it is full it waits until the strand has written the
+// previous one, swaps it into `piece` and posts Session::SendPiece. So a stream holds at most two
+// pieces (about 2 * kStreamPieceBytes) however large its body and however slow its client.
+struct StreamState {
+  std::mutex mutex;  // guards the fields below
+  std::condition_variable piece_written;
+  std::string piece;    // owned by the strand while `busy`, by the producer otherwise
+  bool busy = false;    // `piece` is posted to the strand or being written
+  bool last = false;    // `piece` ends the body, and `result` is the producer's result
+  bool failed = false;  // the connection failed or was closed: the producer should stop
+  Status result;
+};
+
 class Session : public std::enable_shared_from_this<Session> {
  public:
   Session(ServerImpl* server, tcp::socket socket, uint64_t id);
@@ -125,13 +142,19 @@ class Session : public std::enable_shared_from_this<Session> {
   void CloseIfIdle();
   // After the drain timeout: close whatever state the connection is in.
   void ForceClose() { Close(); }
+  // At shutdown, once no I/O thread runs: wakes a producer waiting for a piece to be written.
+  void AbortStream();
+  // Writes the piece the producer handed over (on the strand).
+  void SendPiece();
   // Runs `method` on this connection's strand.
   void Post(void (Session::*method)()) {
     net::post(stream_.get_executor(), [self = shared_from_this(), method] { ((*self).*method)(); });
   }
 
  private:
-  enum class Phase { kIdle, kReading, kHandling, kWriting, kClosing, kClosed };
+  enum class Phase { kIdle, kReading, kHandling, kWriting, kStreaming, kClosing, kClosed };
+  // How the head frames the body.
+  enum class Framing { kLength, kChunked, kUntilClose };
 
   void ReadRequest();
   void ReadMore();
@@ -142,6 +165,18 @@ class Session : public std::enable_shared_from_this<Session> {
   void FillRequest();
   void SendError(int status, std::string_view error_code, std::string_view message);
   void WriteResponse();
+  // Fills head_ for response_; `length` is the Content-Length with Framing::kLength.
+  void BuildHead(Framing framing, uint64_t length);
+  void StartStream();
+  void ResetResponse();
+  // Sets close_after_write_ when the handler asked for it or the server is stopping.
+  void DecideClose();
+  std::chrono::milliseconds WriteTimeout() const;
+  // Access log of a finished (or cut) stream; idempotent.
+  void EndStream();
+  void OnPieceWritten(beast::error_code ec, size_t bytes);
+  // The producer failed: an error reply when nothing was sent yet, else cut the connection.
+  void FailStream(const Status& result);
   void OnWrite(beast::error_code ec, size_t bytes);
   void Finish(size_t bytes);
   void Linger();
@@ -163,6 +198,12 @@ class Session : public std::enable_shared_from_this<Session> {
   Request request_;
   Response response_;
   std::string head_;
+  // The streamed reply in progress, if any.
+  std::shared_ptr<StreamState> body_stream_;
+  Framing stream_framing_ = Framing::kLength;
+  bool head_sent_ = false;
+  size_t stream_bytes_ = 0;  // written so far, head included (access log)
+  std::string chunk_prefix_;
 };
 
 class ServerImpl final : public Server {
@@ -194,6 +235,9 @@ class ServerImpl final : public Server {
   bool stopping() const { return stopping_.load(std::memory_order_acquire); }
   void Register(uint64_t id, const std::shared_ptr<Session>& session);
   void Unregister(uint64_t id);
+  // Runs `work` (a streamed reply's producer) on a thread of its own, joined at shutdown.
+  // Throws std::system_error when no thread can be made.
+  void RunOnProducerThread(std::function<void()> work);
 
  private:
   void Accept();
@@ -219,6 +263,13 @@ class ServerImpl final : public Server {
   bool stopped_ = false;
   std::thread shutdown_thread_;
   std::vector<std::thread> workers_;
+
+  struct ProducerThread {
+    std::thread thread;
+    std::shared_ptr<std::atomic<bool>> done;
+  };
+  std::mutex producers_mutex_;  // guards producers_
+  std::vector<ProducerThread> producers_;
 
   // Declared after everything a Session touches: destroying ioc_ destroys pending handlers and
   // with them the last Sessions, whose destructors still use sessions_mutex_ and sessions_.
@@ -393,26 +444,37 @@ void Session::Handle() {
   is_head_ = request_.method == "HEAD";
   close_after_write_ = !keep_alive;
 
-  response_.status = 200;
-  response_.content_type = "application/json";
-  response_.body.clear();
-  response_.headers.clear();
+  ResetResponse();
   try {
     server_->router().Dispatch(request_, response_);
   } catch (const std::exception& e) {
     LogError("handler for " + request_.method + " " + request_.path + " threw: " + e.what());
+    ResetResponse();
     response_.status = 500;
-    response_.content_type = "application/json";
-    response_.headers.clear();
     response_.body = ErrorJson("INTERNAL_ERROR", "internal error");
   } catch (...) {
     LogError("handler for " + request_.method + " " + request_.path + " threw a non-exception");
+    ResetResponse();
     response_.status = 500;
-    response_.content_type = "application/json";
-    response_.headers.clear();
     response_.body = ErrorJson("INTERNAL_ERROR", "internal error");
   }
+  const int status = response_.status;
+  const bool bodiless_status = status < 200 || status == 204 || status == 304;
+  if (response_.streamed() && !is_head_ && !bodiless_status) {
+    StartStream();
+    return;
+  }
   WriteResponse();
+}
+
+void Session::ResetResponse() {
+  response_.status = 200;
+  response_.content_type = "application/json";
+  response_.body.clear();
+  response_.headers.clear();
+  response_.producer = nullptr;
+  response_.stream_length.reset();
+  response_.stream_error = nullptr;
 }
 
 // Answers a request the parser rejected, then closes the connection.
@@ -434,22 +496,23 @@ void Session::SendError(int status, std::string_view error_code, std::string_vie
   request_.remote_address = remote_address_;
   is_head_ = false;
   close_after_write_ = true;
+  ResetResponse();
   response_.status = status;
-  response_.content_type = "application/json";
-  response_.headers.clear();
   response_.body = ErrorJson(error_code, message);
   WriteResponse();
 }
 
-void Session::WriteResponse() {
-  phase_ = Phase::kWriting;
-  const int status = response_.status;
+void Session::DecideClose() {
   for (const auto& [name, value] : response_.headers) {
     if (EqualsIgnoreCase(name, "connection") && EqualsIgnoreCase(value, "close")) {
       close_after_write_ = true;
     }
   }
   if (server_->stopping()) close_after_write_ = true;
+}
+
+void Session::BuildHead(Framing framing, uint64_t length) {
+  const int status = response_.status;
   const bool bodiless_status = status < 200 || status == 204 || status == 304;
 
   head_.clear();
@@ -463,13 +526,16 @@ void Session::WriteResponse() {
   if (!response_.content_type.empty() && !bodiless_status) {
     head_.append("\r\nContent-Type: ").append(response_.content_type);
   }
-  if (!bodiless_status) {
+  if (!bodiless_status && framing == Framing::kLength) {
     head_.append("\r\nContent-Length: ");
-    AppendNumber(head_, static_cast<int64_t>(response_.body.size()));
+    AppendNumber(head_, static_cast<int64_t>(length));
+  } else if (!bodiless_status && framing == Framing::kChunked) {
+    head_.append("\r\nTransfer-Encoding: chunked");
   }
   for (const auto& [name, value] : response_.headers) {
     // Framing is ours; Response::content_type wins over a Content-Type in the extra headers.
     if (EqualsIgnoreCase(name, "connection") || EqualsIgnoreCase(name, "content-length") ||
+        EqualsIgnoreCase(name, "transfer-encoding") ||
         (EqualsIgnoreCase(name, "content-type") && !response_.content_type.empty())) {
       continue;
     }
@@ -486,17 +552,263 @@ void Session::WriteResponse() {
     head_.append("\r\nConnection: keep-alive");  // HTTP/1.0 closes unless told otherwise
   }
   head_.append("\r\n\r\n");
+}
+
+void Session::WriteResponse() {
+  phase_ = Phase::kWriting;
+  DecideClose();
+  const int status = response_.status;
+  const bool bodiless_status = status < 200 || status == 204 || status == 304;
+  Framing framing = Framing::kLength;
+  uint64_t length = response_.body.size();
+  if (response_.streamed()) {
+    // HEAD or a bodiless status: the head a GET would get, and the producer never runs.
+    if (response_.stream_length.has_value()) {
+      length = *response_.stream_length;
+    } else {
+      framing = parser_->get().version() == 10 ? Framing::kUntilClose : Framing::kChunked;
+    }
+    response_.producer = nullptr;
+    response_.stream_error = nullptr;
+  }
+  BuildHead(framing, length);
 
   const bool send_body = !is_head_ && !bodiless_status;
   std::array<net::const_buffer, 2> buffers = {
       net::buffer(head_),
       send_body ? net::buffer(response_.body) : net::const_buffer()};
-  stream_.expires_after(std::chrono::milliseconds(
-      std::max(server_->options().idle_timeout_ms, server_->options().header_timeout_ms)));
+  stream_.expires_after(WriteTimeout());
   net::async_write(stream_, buffers,
                    [self = shared_from_this()](beast::error_code ec, size_t bytes) {
                      self->OnWrite(ec, bytes);
                    });
+}
+
+std::chrono::milliseconds Session::WriteTimeout() const {
+  return std::chrono::milliseconds(
+      std::max(server_->options().idle_timeout_ms, server_->options().header_timeout_ms));
+}
+
+// ---------------------------------------------------------------------------------------------
+// Streamed replies
+
+// The BodyWriter a producer thread writes to: it fills a piece and hands it to the strand.
+class StreamBodyWriter final : public BodyWriter {
+ public:
+  StreamBodyWriter(std::shared_ptr<Session> session, std::shared_ptr<StreamState> state,
+                   std::optional<uint64_t> length)
+      : session_(std::move(session)), state_(std::move(state)), length_(length) {
+    pending_.reserve(kStreamPieceBytes);
+  }
+
+  Status Write(std::string_view bytes) override {
+    if (length_.has_value() && bytes.size() > *length_ - written_) {
+      return Internal("the streamed body is longer than the " + std::to_string(*length_) +
+                      " bytes it announced");
+    }
+    written_ += bytes.size();
+    pending_.append(bytes);
+    if (pending_.size() >= kStreamPieceBytes) return HandOver(false, Status::Ok());
+    std::lock_guard<std::mutex> lock(state_->mutex);
+    return state_->failed ? Gone() : Status::Ok();
+  }
+
+  // Hands the pending bytes (and with `last`, the producer's result) to the strand once it has
+  // written the previous piece. Unavailable when the connection is gone.
+  Status HandOver(bool last, Status result) {
+    {
+      std::unique_lock<std::mutex> lock(state_->mutex);
+      state_->piece_written.wait(lock, [this] { return !state_->busy || state_->failed; });
+      if (state_->failed) return Gone();
+      state_->piece.swap(pending_);
+      state_->busy = true;
+      state_->last = last;
+      state_->result = std::move(result);
+    }
+    pending_.clear();  // the piece written before; its capacity is reused
+    session_->Post(&Session::SendPiece);
+    return Status::Ok();
+  }
+
+  uint64_t written() const { return written_; }
+
+ private:
+  static Status Gone() { return Unavailable("the client connection is closed"); }
+
+  std::shared_ptr<Session> session_;
+  std::shared_ptr<StreamState> state_;
+  const std::optional<uint64_t> length_;
+  uint64_t written_ = 0;
+  std::string pending_;
+};
+
+// The body of a producer thread.
+void RunProducer(std::shared_ptr<Session> session, std::shared_ptr<StreamState> state,
+                 const BodyProducer& producer, std::optional<uint64_t> length) {
+  StreamBodyWriter writer(std::move(session), std::move(state), length);
+  Status result;
+  try {
+    result = producer(writer);
+  } catch (const std::exception& e) {
+    result = Internal(std::string("the body producer threw: ") + e.what());
+  } catch (...) {
+    result = Internal("the body producer threw a non-exception");
+  }
+  if (result.ok() && length.has_value() && writer.written() != *length) {
+    result = Internal("the streamed body ended after " + std::to_string(writer.written()) +
+                      " of the " + std::to_string(*length) + " bytes it announced");
+  }
+  // Fails only when the connection is gone, and then there is nobody left to tell.
+  (void)writer.HandOver(true, std::move(result));
+}
+
+void Session::StartStream() {
+  phase_ = Phase::kStreaming;
+  DecideClose();
+  if (response_.stream_length.has_value()) {
+    stream_framing_ = Framing::kLength;
+  } else if (parser_->get().version() == 10) {
+    stream_framing_ = Framing::kUntilClose;  // HTTP/1.0 knows no chunks: the close ends the body
+    close_after_write_ = true;
+  } else {
+    stream_framing_ = Framing::kChunked;
+  }
+  BuildHead(stream_framing_, response_.stream_length.value_or(0));
+  head_sent_ = false;
+  stream_bytes_ = 0;
+  auto state = std::make_shared<StreamState>();
+  body_stream_ = state;
+  BodyProducer producer = std::move(response_.producer);
+  response_.producer = nullptr;
+  try {
+    server_->RunOnProducerThread([self = shared_from_this(), state, producer = std::move(producer),
+                                  length = response_.stream_length]() mutable {
+      RunProducer(std::move(self), std::move(state), producer, length);
+    });
+  } catch (const std::exception& e) {
+    FailStream(Unavailable(std::string("cannot start a thread for the streamed reply: ") +
+                           e.what()));
+  }
+}
+
+void Session::SendPiece() {
+  std::shared_ptr<StreamState> state = body_stream_;
+  if (state == nullptr || phase_ != Phase::kStreaming) {
+    // Closed while the piece was on its way: the producer learns it from `failed`.
+    if (state != nullptr) AbortStream();
+    return;
+  }
+  bool last = false;
+  Status result;
+  {
+    std::lock_guard<std::mutex> lock(state->mutex);
+    last = state->last;
+    result = state->result;
+  }
+  if (last && !result.ok()) {
+    FailStream(result);
+    return;
+  }
+  // `piece` is the strand's while `busy`; the producer fills another one meanwhile.
+  const std::string& piece = state->piece;
+  const bool chunked = stream_framing_ == Framing::kChunked;
+  std::vector<net::const_buffer> buffers;
+  buffers.reserve(5);
+  if (!head_sent_) buffers.push_back(net::buffer(head_));
+  head_sent_ = true;
+  if (!piece.empty()) {
+    if (chunked) {
+      char digits[24];
+      auto hex = std::to_chars(digits, digits + sizeof(digits), piece.size(), 16);
+      chunk_prefix_.assign(digits, hex.ptr).append("\r\n");
+      buffers.push_back(net::buffer(chunk_prefix_));
+    }
+    buffers.push_back(net::buffer(piece));
+    if (chunked) buffers.push_back(net::buffer("\r\n", 2));
+  }
+  if (last && chunked) buffers.push_back(net::buffer("0\r\n\r\n", 5));
+  if (buffers.empty()) {
+    OnPieceWritten({}, 0);
+    return;
+  }
+  stream_.expires_after(WriteTimeout());
+  // The handler keeps `state`, and with it the piece's bytes, alive until the write is over.
+  net::async_write(stream_, buffers,
+                   [self = shared_from_this(), state](beast::error_code ec, size_t bytes) {
+                     self->OnPieceWritten(ec, bytes);
+                   });
+}
+
+void Session::OnPieceWritten(beast::error_code ec, size_t bytes) {
+  stream_bytes_ += bytes;
+  std::shared_ptr<StreamState> state = body_stream_;
+  if (state == nullptr) return;  // the connection was closed meanwhile
+  bool last = false;
+  {
+    std::lock_guard<std::mutex> lock(state->mutex);
+    state->busy = false;
+    if (ec) state->failed = true;
+    last = state->last;
+  }
+  state->piece_written.notify_all();
+  if (ec || phase_ != Phase::kStreaming) {
+    Close();  // a client gone away or too slow: the producer stops at its next Write
+    return;
+  }
+  if (!last) return;  // the producer hands over the next piece
+  EndStream();
+  if (close_after_write_) {
+    Linger();
+    return;
+  }
+  ReadRequest();
+}
+
+void Session::FailStream(const Status& result) {
+  std::string_view raw_path =
+      std::string_view(request_.target).substr(0, std::string_view(request_.target).find('?'));
+  LogError("streamed reply to " + request_.method + " " + std::string(raw_path) + " failed" +
+           (head_sent_ ? " after " + std::to_string(stream_bytes_) + " bytes" : std::string()) +
+           ": " + result.ToString());
+  if (head_sent_) {
+    Close();  // a truncated body, never a complete-looking wrong one
+    return;
+  }
+  body_stream_.reset();
+  StreamErrorReply on_error = std::move(response_.stream_error);
+  ResetResponse();
+  response_.status = 500;
+  response_.body = ErrorJson("INTERNAL_ERROR", "internal error");
+  if (on_error) {
+    try {
+      on_error(result, response_);
+    } catch (const std::exception& e) {
+      LogError(std::string("stream error reply threw: ") + e.what());
+      ResetResponse();
+      response_.status = 500;
+      response_.body = ErrorJson("INTERNAL_ERROR", "internal error");
+    }
+  }
+  if (response_.streamed()) {  // an error reply is never streamed
+    response_.producer = nullptr;
+    response_.stream_length.reset();
+  }
+  WriteResponse();
+}
+
+void Session::AbortStream() {
+  if (body_stream_ == nullptr) return;
+  {
+    std::lock_guard<std::mutex> lock(body_stream_->mutex);
+    body_stream_->failed = true;
+  }
+  body_stream_->piece_written.notify_all();
+}
+
+void Session::EndStream() {
+  if (body_stream_ == nullptr) return;
+  body_stream_.reset();
+  Finish(stream_bytes_);
 }
 
 void Session::OnWrite(beast::error_code ec, size_t bytes) {
@@ -561,6 +873,10 @@ void Session::Linger() {
 void Session::Close() {
   if (phase_ == Phase::kClosed) return;
   phase_ = Phase::kClosed;
+  if (body_stream_ != nullptr) {
+    AbortStream();
+    EndStream();  // the access log line of a stream cut short
+  }
   beast::error_code ec;
   stream_.socket().shutdown(tcp::socket::shutdown_both, ec);
   stream_.close();
@@ -664,6 +980,23 @@ std::vector<std::shared_ptr<Session>> ServerImpl::LiveSessions() {
 
 bool ServerImpl::OnWorkerThread() const { return tl_worker_of == this; }
 
+void ServerImpl::RunOnProducerThread(std::function<void()> work) {
+  std::lock_guard<std::mutex> lock(producers_mutex_);
+  // Join the threads whose producers have finished (they are exiting or gone).
+  std::erase_if(producers_, [](ProducerThread& producer) {
+    if (!producer.done->load(std::memory_order_acquire)) return false;
+    producer.thread.join();
+    return true;
+  });
+  auto done = std::make_shared<std::atomic<bool>>(false);
+  std::thread thread([work = std::move(work), done]() mutable {
+    work();
+    work = nullptr;  // releases the connection before saying so
+    done->store(true, std::memory_order_release);
+  });
+  producers_.push_back({std::move(thread), std::move(done)});
+}
+
 void ServerImpl::Stop() {
   {
     std::lock_guard<std::mutex> lock(state_mutex_);
@@ -706,6 +1039,15 @@ void ServerImpl::Shutdown() {
   }
   ioc_.stop();
   for (auto& worker : workers_) worker.join();
+  // No I/O thread runs now: wake the producers still waiting for a piece to be written, and join
+  // them (each returns at its next Write). No new producer can start: only I/O threads start them.
+  for (auto& session : LiveSessions()) session->AbortStream();
+  std::vector<ProducerThread> producers;
+  {
+    std::lock_guard<std::mutex> lock(producers_mutex_);
+    producers.swap(producers_);
+  }
+  for (auto& producer : producers) producer.thread.join();
   {
     std::lock_guard<std::mutex> lock(state_mutex_);
     stopped_ = true;

@@ -585,6 +585,274 @@ TEST(Server, AccessLogNamesRequestButNeverQueryHeadersOrBody) {
   EXPECT_EQ(log.find("bodysecret"), std::string::npos) << log;
 }
 
+// ---------------------------------------------------------------------------------------------
+// Streamed replies (Response::Stream)
+
+// A body of `size` bytes whose content depends on the position, written in `piece`-byte Writes.
+std::string PatternBytes(size_t size) {
+  std::string bytes(size, '\0');
+  for (size_t i = 0; i < size; ++i) bytes[i] = static_cast<char>('a' + (i * 7 + i / 977) % 26);
+  return bytes;
+}
+
+BodyProducer WritePieces(std::shared_ptr<const std::string> body, size_t piece) {
+  return [body, piece](BodyWriter& writer) -> Status {
+    for (size_t at = 0; at < body->size(); at += piece) {
+      KILN_RETURN_IF_ERROR(writer.Write(std::string_view(*body).substr(at, piece)));
+    }
+    return Status::Ok();
+  };
+}
+
+TEST(Server, StreamsBodiesWithLengthOrChunkedAndKeepsTheConnection) {
+  auto body = std::make_shared<const std::string>(PatternBytes(3 * 1024 * 1024 + 17));
+  Router router;
+  router.Add("GET", "/sized", [body](const Request&, Response& response) {
+    response.content_type = "application/octet-stream";
+    response.Stream(body->size(), WritePieces(body, 100 * 1000));
+  });
+  router.Add("GET", "/chunked", [body](const Request&, Response& response) {
+    response.content_type = "text/plain";
+    response.Stream(std::nullopt, WritePieces(body, 333));
+  });
+  router.Add("GET", "/empty", [](const Request&, Response& response) {
+    response.Stream(std::nullopt, [](BodyWriter&) { return Status::Ok(); });
+  });
+  router.Add("GET", "/whoami", [](const Request& request, Response& response) {
+    response.body = request.remote_address;
+  });
+  auto server = StartOrDie(std::move(router));
+  ASSERT_NE(server, nullptr);
+
+  struct Case {
+    std::string path;
+    std::string content_length;      // "" when chunked
+    std::string transfer_encoding;
+    size_t size;
+  };
+  const std::vector<Case> cases = {
+      {"/sized", std::to_string(body->size()), "", body->size()},
+      {"/chunked", "", "chunked", body->size()},
+      {"/empty", "", "chunked", 0},
+      {"/sized", std::to_string(body->size()), "", body->size()},
+  };
+  Client client;
+  auto first = client.Get(Url(*server, "/whoami"));
+  ASSERT_TRUE(first.ok());
+  for (const auto& c : cases) {
+    auto response = client.Get(Url(*server, c.path));
+    ASSERT_TRUE(response.ok()) << c.path << ": " << response.status().ToString();
+    EXPECT_EQ(response->status, 200) << c.path;
+    EXPECT_EQ(response->Header("content-length"), c.content_length) << c.path;
+    EXPECT_EQ(response->Header("transfer-encoding"), c.transfer_encoding) << c.path;
+    ASSERT_EQ(response->body.size(), c.size) << c.path;
+    EXPECT_TRUE(response->body == body->substr(0, c.size)) << c.path << ": bytes differ";
+  }
+  // Every reply above came over the first connection: streaming keeps keep-alive.
+  auto last = client.Get(Url(*server, "/whoami"));
+  ASSERT_TRUE(last.ok());
+  EXPECT_EQ(last->body, first->body);
+}
+
+TEST(Server, StreamedReplyToHeadAndHttp10) {
+  auto body = std::make_shared<const std::string>(PatternBytes(300 * 1000));
+  auto produced = std::make_shared<std::atomic<int>>(0);
+  Router router;
+  router.Add("GET", "/sized", [body, produced](const Request&, Response& response) {
+    response.Stream(body->size(), [body, produced](BodyWriter& writer) {
+      ++*produced;
+      return writer.Write(*body);
+    });
+  });
+  router.Add("GET", "/chunked", [body](const Request&, Response& response) {
+    response.Stream(std::nullopt, WritePieces(body, 1000));
+  });
+  auto server = StartOrDie(std::move(router));
+  ASSERT_NE(server, nullptr);
+
+  // HEAD: the GET's head, no body, and the producer never runs.
+  RawReply head = RawExchange(server->port(), "HEAD /sized HTTP/1.1\r\nHost: x\r\n\r\n", 500ms);
+  EXPECT_NE(head.data.find("Content-Length: " + std::to_string(body->size())), std::string::npos)
+      << head.data;
+  EXPECT_EQ(head.data.substr(head.data.find("\r\n\r\n") + 4), "");
+  EXPECT_EQ(produced->load(), 0);
+
+  // HTTP/1.0 knows no chunks: the body runs until the server closes.
+  RawReply old = RawExchange(server->port(), "GET /chunked HTTP/1.0\r\n\r\n");
+  EXPECT_TRUE(old.closed);
+  EXPECT_EQ(old.data.find("Transfer-Encoding"), std::string::npos) << old.data.substr(0, 300);
+  EXPECT_EQ(old.data.find("Content-Length"), std::string::npos) << old.data.substr(0, 300);
+  size_t start = old.data.find("\r\n\r\n");
+  ASSERT_NE(start, std::string::npos);
+  EXPECT_TRUE(old.data.substr(start + 4) == *body);
+}
+
+TEST(Server, StreamFailureBeforeTheFirstByteBecomesAnErrorReply) {
+  Router router;
+  router.Add("GET", "/mapped", [](const Request&, Response& response) {
+    response.Stream(
+        std::nullopt,
+        [](BodyWriter& writer) -> Status {
+          KILN_RETURN_IF_ERROR(writer.Write("a few bytes, still buffered"));
+          return NotFound("no such table");
+        },
+        [](const Status& status, Response& reply) {
+          reply.status = 404;
+          reply.body = status.message();
+        });
+  });
+  router.Add("GET", "/unmapped", [](const Request&, Response& response) {
+    response.Stream(10, [](BodyWriter&) { return IoError("disk on fire"); });
+  });
+  router.Add("GET", "/short", [](const Request&, Response& response) {
+    response.Stream(10, [](BodyWriter& writer) { return writer.Write("12345"); });
+  });
+  router.Add("GET", "/long", [](const Request&, Response& response) {
+    response.Stream(3, [](BodyWriter& writer) { return writer.Write("12345"); });
+  });
+  auto server = StartOrDie(std::move(router));
+  ASSERT_NE(server, nullptr);
+  const LogLevel previous_level = GetLogLevel();
+  SetLogLevel(LogLevel::kOff);
+
+  struct Case {
+    std::string path;
+    int status;
+    std::string body_has;
+  };
+  const std::vector<Case> cases = {
+      {"/mapped", 404, "no such table"},
+      {"/unmapped", 500, "INTERNAL_ERROR"},
+      {"/short", 500, "INTERNAL_ERROR"},
+      {"/long", 500, "INTERNAL_ERROR"},
+  };
+  Client client;
+  for (const auto& c : cases) {
+    auto response = client.Get(Url(*server, c.path));
+    ASSERT_TRUE(response.ok()) << c.path << ": " << response.status().ToString();
+    EXPECT_EQ(response->status, c.status) << c.path;
+    EXPECT_NE(response->body.find(c.body_has), std::string::npos) << c.path << ": " << response->body;
+  }
+  SetLogLevel(previous_level);
+}
+
+TEST(Server, StreamFailureAfterBytesWentOutCutsTheConnection) {
+  Router router;
+  for (bool sized : {true, false}) {
+    router.Add("GET", sized ? "/sized" : "/chunked", [sized](const Request&, Response& response) {
+      response.Stream(sized ? std::optional<uint64_t>(4 * kStreamPieceBytes) : std::nullopt,
+                      [](BodyWriter& writer) -> Status {
+                        std::string piece(kStreamPieceBytes, 'x');
+                        KILN_RETURN_IF_ERROR(writer.Write(piece));
+                        KILN_RETURN_IF_ERROR(writer.Write(piece));
+                        return IoError("the disk went away half way");
+                      });
+    });
+  }
+  router.Add("GET", "/ok", Reply("ok"));
+  auto server = StartOrDie(std::move(router));
+  ASSERT_NE(server, nullptr);
+  const LogLevel previous_level = GetLogLevel();
+  SetLogLevel(LogLevel::kOff);
+  for (const char* path : {"/sized", "/chunked"}) {
+    Client client;
+    auto response = client.Get(Url(*server, path));
+    // A truncated body is a transport error for the client, never a complete-looking reply.
+    EXPECT_FALSE(response.ok()) << path << " arrived whole: " << response->body.size() << " bytes";
+    auto after = client.Get(Url(*server, "/ok"));
+    ASSERT_TRUE(after.ok()) << after.status().ToString();
+    EXPECT_EQ(after->body, "ok");
+  }
+  SetLogLevel(previous_level);
+}
+
+// A producer with no end, counting what it wrote and reporting how it ended.
+struct EndlessProducer {
+  std::shared_ptr<std::atomic<uint64_t>> written = std::make_shared<std::atomic<uint64_t>>(0);
+  std::shared_ptr<std::promise<Status>> ended = std::make_shared<std::promise<Status>>();
+
+  BodyProducer Make() const {
+    return [written = written, ended = ended](BodyWriter& writer) -> Status {
+      std::string piece(64 * 1024, 'z');
+      Status status;
+      while (status.ok()) {
+        status = writer.Write(piece);
+        if (status.ok()) *written += piece.size();
+      }
+      ended->set_value(status);
+      return status;
+    };
+  }
+};
+
+TEST(Server, SlowClientHoldsBackTheProducerAndAClosedOneStopsIt) {
+  EndlessProducer endless;
+  Router router;
+  router.Add("GET", "/endless", [&endless](const Request&, Response& response) {
+    response.Stream(std::nullopt, endless.Make());
+  });
+  router.Add("GET", "/ok", Reply("ok"));
+  auto server = StartOrDie(std::move(router));
+  ASSERT_NE(server, nullptr);
+
+  int fd = ConnectTo("127.0.0.1", server->port());
+  ASSERT_GE(fd, 0);
+  int small = 64 * 1024;
+  ::setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &small, sizeof(small));
+  std::string request = "GET /endless HTTP/1.1\r\nHost: x\r\n\r\n";
+  ASSERT_EQ(::send(fd, request.data(), request.size(), MSG_NOSIGNAL),
+            static_cast<ssize_t>(request.size()));
+  char head[512];
+  ASSERT_GT(::recv(fd, head, sizeof(head), 0), 0);
+  // The client reads nothing more: once the socket buffers are full the producer must wait.
+  std::this_thread::sleep_for(300ms);
+  uint64_t stalled_at = endless.written->load();
+  std::this_thread::sleep_for(300ms);
+  EXPECT_EQ(endless.written->load(), stalled_at) << "the producer kept going";
+  EXPECT_LT(stalled_at, 24u * 1024 * 1024) << "the server buffered far more than two pieces";
+
+  // The client goes away mid-download: the producer's Write fails and it stops.
+  ::close(fd);
+  auto ended = endless.ended->get_future();
+  ASSERT_EQ(ended.wait_for(5s), std::future_status::ready) << "the producer never stopped";
+  EXPECT_EQ(ended.get().code(), StatusCode::kUnavailable);
+
+  Client client;  // and the server serves on
+  auto after = client.Get(Url(*server, "/ok"));
+  ASSERT_TRUE(after.ok());
+  EXPECT_EQ(after->body, "ok");
+}
+
+TEST(Server, StopClosesAStalledStreamAfterTheDrainTimeout) {
+  EndlessProducer endless;
+  Router router;
+  router.Add("GET", "/endless", [&endless](const Request&, Response& response) {
+    response.Stream(std::nullopt, endless.Make());
+  });
+  ServerOptions options = TestOptions();
+  options.drain_timeout_ms = 200;
+  auto server = StartOrDie(std::move(router), options);
+  ASSERT_NE(server, nullptr);
+
+  int fd = ConnectTo("127.0.0.1", server->port());
+  ASSERT_GE(fd, 0);
+  std::string request = "GET /endless HTTP/1.1\r\nHost: x\r\n\r\n";
+  ASSERT_EQ(::send(fd, request.data(), request.size(), MSG_NOSIGNAL),
+            static_cast<ssize_t>(request.size()));
+  char head[512];
+  ASSERT_GT(::recv(fd, head, sizeof(head), 0), 0);
+  std::this_thread::sleep_for(100ms);
+  const LogLevel previous_level = GetLogLevel();
+  SetLogLevel(LogLevel::kOff);
+  auto started = std::chrono::steady_clock::now();
+  server->Stop();
+  EXPECT_LT(std::chrono::steady_clock::now() - started, 3s);
+  SetLogLevel(previous_level);
+  auto ended = endless.ended->get_future();
+  ASSERT_EQ(ended.wait_for(0s), std::future_status::ready) << "Stop() returned before the producer";
+  ::close(fd);
+}
+
 TEST(Client, RefusedConnectionIsUnavailableWithCurlsMessage) {
   int port;
   {
