@@ -54,7 +54,9 @@ Result<Digest> PutMetadataObject(objects::ObjectStore& objects, ObjectIndex& ind
   if (depth) return id;
   if (!index.Claim(id)) return id;
   objects::PutOptions put;
-  put.zstd_level = 3;
+  // Small metadata compresses harder for free; a profile's megabytes of samples are on the
+  // commit's serial path.
+  put.zstd_level = bytes.size() < (1 << 20) ? 3 : 1;
   int new_depth = 0;
   if (base && *base != id) {
     KILN_ASSIGN_OR_RETURN(std::optional<int> base_depth, index.Depth(*base));
@@ -64,7 +66,7 @@ Result<Digest> PutMetadataObject(objects::ObjectStore& objects, ObjectIndex& ind
     }
   }
   KILN_ASSIGN_OR_RETURN(objects::ObjectInfo info, objects.Put(id, bytes, put));
-  if (info.encoding != objects::Encoding::kZstdDelta) new_depth = 0;
+  if (!info.base) new_depth = 0;  // the store chose not to make it a delta
   index.AddPending(NewObject{id, info, new_depth});
   return id;
 }
@@ -87,6 +89,8 @@ struct Ingest::Chunk {
   uint64_t stored_bytes = 0;
   uint64_t anchor = 0;
   std::optional<Digest> base;  // delta base candidate
+  std::optional<Digest> stats;  // the saved partial profile
+  bool reused_profile = false;  // merged from the previous version's saved profile
 };
 
 namespace {
@@ -103,6 +107,12 @@ uint64_t FirstRowAnchor(std::string_view bytes) {
   if (newline != nullptr) end = static_cast<size_t>(static_cast<const char*>(newline) - bytes.data());
   uint64_t anchor = Xxh3(bytes.substr(0, end));
   return anchor == 0 ? 1 : anchor;
+}
+
+// A saved chunk profile nearly as big as its chunk (a column of distinct strings) costs more to
+// store than parsing the chunk again; small ones cost nothing either way.
+bool WorthSaving(size_t profile_bytes, size_t chunk_bytes) {
+  return profile_bytes <= chunk_bytes / 4 || profile_bytes <= (64 << 10);
 }
 
 int64_t CountLines(std::string_view bytes) {
@@ -139,6 +149,7 @@ Ingest::Ingest(objects::ObjectStore* objects, ObjectIndex* index, ThreadPool* po
       previous_offsets_.push_back(offset);
       offset += chunk.size;
       if (chunk.anchor != 0) previous_anchors_.emplace(chunk.anchor, i);
+      if (chunk.stats) previous_by_id_.emplace(chunk.id.Hex(), &chunk);
     }
   }
 }
@@ -152,15 +163,43 @@ Ingest::~Ingest() {
 }
 
 Status Ingest::Append(std::string_view bytes) {
-  if (!first_error_.ok()) return first_error_;
-  buffer_.append(bytes);
-  return Cut(/*at_eof=*/false);
+  while (!bytes.empty() && first_error_.ok()) {
+    if (buffer_start_ == buffer_.size()) {
+      // Nothing carried over: cut straight from the caller's bytes and keep only the tail, so
+      // each byte is copied once (into its chunk).
+      size_t used = 0;
+      KILN_RETURN_IF_ERROR(CutFrom(bytes, /*at_eof=*/false, &used));
+      buffer_.assign(bytes.substr(used));
+      buffer_start_ = 0;
+      return first_error_;
+    }
+    // The carried tail needs what follows it: add enough for a chunk (or as much again as is
+    // carried, for a row longer than any chunk), cut, and go back to the caller's bytes for
+    // whatever of them was not cut.
+    const size_t carried = buffer_.size() - buffer_start_;
+    const size_t take =
+        std::min(bytes.size(), std::max<size_t>(options_->chunker.max_size, carried));
+    buffer_.append(bytes.substr(0, take));
+    bytes.remove_prefix(take);
+    size_t used = 0;
+    KILN_RETURN_IF_ERROR(CutFrom(std::string_view(buffer_).substr(buffer_start_), false, &used));
+    buffer_start_ += used;
+    const size_t left = buffer_.size() - buffer_start_;
+    if (left <= take) {
+      bytes = std::string_view(bytes.data() - left, bytes.size() + left);
+      buffer_.clear();
+      buffer_start_ = 0;
+    } else if (buffer_start_ * 2 >= buffer_.size()) {
+      buffer_.erase(0, buffer_start_);
+      buffer_start_ = 0;
+    }
+  }
+  return first_error_;
 }
 
-Status Ingest::Cut(bool at_eof) {
-  while (first_error_.ok()) {
-    std::string_view view(buffer_.data() + buffer_start_, buffer_.size() - buffer_start_);
-    if (view.empty()) break;
+Status Ingest::CutFrom(std::string_view view, bool at_eof, size_t* used) {
+  *used = 0;
+  while (first_error_.ok() && !view.empty()) {
     size_t cut = chunker_->NextCut(view, at_eof);
     if (cut == 0) {
       // No row end in sight: a quote that never closes makes the rest of a CSV one "row". Past
@@ -169,11 +208,8 @@ Status Ingest::Cut(bool at_eof) {
       cut = view.size();
     }
     KILN_RETURN_IF_ERROR(Dispatch(std::string(view.substr(0, cut))));
-    buffer_start_ += cut;
-  }
-  if (buffer_start_ > 0 && buffer_start_ * 2 >= buffer_.size()) {
-    buffer_.erase(0, buffer_start_);
-    buffer_start_ = 0;
+    view.remove_prefix(cut);
+    *used += cut;
   }
   return first_error_;
 }
@@ -200,6 +236,17 @@ Status Ingest::InferSchema(std::string_view first_chunk) {
   }
   schema_known_ = true;
   profile_ = std::make_unique<ProfileBuilder>(schema_, options_->profile);
+  // Chunk profiles are saved when the table's size can be told now (the sample candidates they
+  // keep depend on it): from the file's size at the first chunk's row density, or the previous
+  // version's rows.
+  uint64_t expected_rows = target_.previous != nullptr ? target_.previous->rows : 0;
+  const uint64_t first_rows = static_cast<uint64_t>(std::max<int64_t>(reader->line() - 1, 1));
+  if (target_.expected_bytes > 0 && !first_chunk.empty()) {
+    expected_rows = static_cast<uint64_t>(static_cast<double>(target_.expected_bytes) /
+                                          static_cast<double>(first_chunk.size()) *
+                                          static_cast<double>(first_rows));
+  }
+  if (expected_rows > 0) key_limit_ = ProfileBuilder::KeyLimitFor(expected_rows, options_->profile);
   return Status::Ok();
 }
 
@@ -210,6 +257,7 @@ Status Ingest::Dispatch(std::string bytes) {
   chunk->first_line = next_line_;
   offset_ += bytes.size();
   next_line_ += CountLines(bytes);
+  if (chunk->index == 0) compression_ = objects::ChooseCompression(bytes, options_->zstd_level);
   if (target_.format && chunk->index == 0) {
     Status inferred = InferSchema(bytes);
     if (!inferred.ok()) {
@@ -280,55 +328,26 @@ std::optional<Digest> Ingest::ChooseBase(uint64_t offset, std::string_view bytes
 void Ingest::Process(Chunk& chunk) {
   chunk.id = Sha256Of(chunk.bytes);
   if (target_.format) {
-    table::ReadOptions read;
-    read.file_name = target_.file_name;
-    read.first_line = chunk.first_line;
-    read.has_header = chunk.index == 0 && *target_.format != table::Format::kJsonl;
-    if (!read.has_header) {
-      for (const table::Column& column : schema_.columns) read.column_names.push_back(column.name);
-    }
-    auto reader = table::RowReader::Open(*target_.format, chunk.bytes, read);
-    if (!reader.ok()) {
-      chunk.status = reader.status();
-      return;
-    }
-    chunk.profile = std::make_unique<ProfileBuilder>(schema_, options_->profile);
-    const size_t width = schema_.columns.size();
-    while (true) {
-      auto more = (*reader)->Next();
-      if (!more.ok()) {
-        chunk.status = more.status();
-        return;
-      }
-      if (!*more) break;
-      const std::vector<table::Cell>& cells = (*reader)->cells();
-      if (cells.size() > width) chunk.needs_reprofile = true;  // a JSONL key not seen before
-      for (size_t i = 0; i < width && i < cells.size(); ++i) {
-        bool widen = false;
-        Status checked = table::CheckCell(schema_.columns[i], cells[i], target_.file_name,
-                                          (*reader)->line(), static_cast<int>(i) + 1, &widen);
-        if (!checked.ok()) {
-          chunk.status = checked;
-          return;
-        }
-        if (widen) chunk.needs_reprofile = true;
-      }
-      if (!chunk.needs_reprofile) chunk.profile->Add(**reader);
-      ++chunk.rows;
-    }
+    chunk.status = ProfileChunk(chunk);
+    if (!chunk.status.ok()) return;
   }
   auto stored = index_->Depth(chunk.id);
   if (!stored.ok()) {
     chunk.status = stored.status();
     return;
   }
+  if (target_.format && !chunk.reused_profile) {
+    chunk.status = SaveChunkProfile(chunk);
+    if (!chunk.status.ok()) return;
+  }
   if (stored->has_value() || !index_->Claim(chunk.id)) return;
-  objects::PutOptions put;
-  put.zstd_level = options_->zstd_level;
+  objects::PutOptions put = compression_;
   int depth = 0;
   if (chunk.base && *chunk.base != chunk.id) {
     auto base_depth = index_->Depth(*chunk.base);
     if (base_depth.ok() && base_depth->has_value() && **base_depth < options_->max_delta_depth) {
+      put = objects::PutOptions();
+      put.zstd_level = options_->zstd_level;
       put.base = *chunk.base;
       depth = **base_depth + 1;
     }
@@ -338,11 +357,78 @@ void Ingest::Process(Chunk& chunk) {
     chunk.status = info.status();
     return;
   }
-  if (info->encoding != objects::Encoding::kZstdDelta) depth = 0;
+  if (!info->base) depth = 0;  // the store chose not to make it a delta
   chunk.is_new = true;
   chunk.stored_bytes = info->stored_size;
   index_->AddPending(NewObject{chunk.id, *info, depth});
   FaultPoint("data.ingest.after_chunk");
+}
+
+Status Ingest::ProfileChunk(Chunk& chunk) {
+  auto same = previous_by_id_.find(chunk.id.Hex());
+  if (same != previous_by_id_.end() && same->second->first_line == chunk.first_line) {
+    // The previous version held these bytes at this line: merge what was saved, if it was saved
+    // for this schema (else parse as usual).
+    const ChunkRef& previous = *same->second;
+    Result<std::string> saved = objects_->Get(*previous.stats);
+    if (saved.ok()) {
+      Result<ProfileBuilder> profile =
+          ProfileBuilder::Deserialize(schema_, options_->profile, *saved);
+      if (profile.ok()) {
+        chunk.profile = std::make_unique<ProfileBuilder>(std::move(*profile));
+        chunk.rows = previous.rows;
+        chunk.stats = previous.stats;
+        chunk.reused_profile = true;
+        return Status::Ok();
+      }
+    }
+  }
+  table::ReadOptions read;
+  read.file_name = target_.file_name;
+  read.first_line = chunk.first_line;
+  read.has_header = chunk.index == 0 && *target_.format != table::Format::kJsonl;
+  if (!read.has_header) {
+    for (const table::Column& column : schema_.columns) read.column_names.push_back(column.name);
+  }
+  KILN_ASSIGN_OR_RETURN(std::unique_ptr<table::RowReader> reader,
+                        table::RowReader::Open(*target_.format, chunk.bytes, read));
+  chunk.profile = std::make_unique<ProfileBuilder>(schema_, options_->profile);
+  const size_t width = schema_.columns.size();
+  while (true) {
+    KILN_ASSIGN_OR_RETURN(bool more, reader->Next());
+    if (!more) break;
+    if (reader->cells().size() > width) chunk.needs_reprofile = true;  // a JSONL key not seen before
+    if (chunk.needs_reprofile) {
+      // The profile is redone over the whole table; only the checks matter now.
+      const std::vector<table::Cell>& cells = reader->cells();
+      for (size_t i = 0; i < width && i < cells.size(); ++i) {
+        bool widen = false;
+        KILN_RETURN_IF_ERROR(table::CheckCell(schema_.columns[i], cells[i], target_.file_name,
+                                              reader->line(), static_cast<int>(i) + 1, &widen));
+      }
+    } else {
+      bool widen = false;
+      KILN_RETURN_IF_ERROR(chunk.profile->AddChecked(*reader, target_.file_name, &widen));
+      if (widen) chunk.needs_reprofile = true;
+    }
+    ++chunk.rows;
+  }
+  return Status::Ok();
+}
+
+Status Ingest::SaveChunkProfile(Chunk& chunk) {
+  if (key_limit_ == 0 || chunk.needs_reprofile || !chunk.profile) return Status::Ok();
+  std::string saved = chunk.profile->Serialize(key_limit_);
+  if (!WorthSaving(saved.size(), chunk.bytes.size())) return Status::Ok();
+  std::optional<Digest> base;
+  if (chunk.base) {
+    auto base_chunk = previous_by_id_.find(chunk.base->Hex());
+    if (base_chunk != previous_by_id_.end()) base = base_chunk->second->stats;
+  }
+  KILN_ASSIGN_OR_RETURN(Digest id, PutMetadataObject(*objects_, *index_, saved, base,
+                                                     options_->max_delta_depth));
+  chunk.stats = id;
+  return Status::Ok();
 }
 
 Status Ingest::CollectReady(bool wait_all) {
@@ -358,11 +444,13 @@ Status Ingest::CollectReady(bool wait_all) {
     if (first_error_.ok() && !front->status.ok()) first_error_ = front->status;
     if (first_error_.ok()) {
       if (front->needs_reprofile) needs_reprofile_ = true;
+      if (front->reused_profile) reused_profiles_ = true;
       if (front->profile && !needs_reprofile_) profile_->Merge(std::move(*front->profile));
       chunks_.push_back(ChunkRef{front->id, front->bytes.size(), front->rows, front->first_line,
-                                 front->anchor});
+                                 front->anchor, front->stats});
       rows_ += front->rows;
       stats_.chunks += 1;
+      if (target_.format && !front->reused_profile) stats_.chunks_parsed += 1;
       if (front->is_new) {
         stats_.chunks_new += 1;
         stats_.stored_bytes += front->stored_bytes;
@@ -386,24 +474,32 @@ class StoreLoader : public ChunkLoader {
 
 }  // namespace
 
+namespace {
+
+Result<std::unique_ptr<table::RowReader>> OpenChunk(const TableVersion& version, size_t index,
+                                                    const std::string& file_name,
+                                                    const std::string& bytes,
+                                                    const std::vector<std::string>& names) {
+  table::ReadOptions read;
+  read.file_name = file_name;
+  read.first_line = version.chunks[index].first_line;
+  read.has_header = index == 0 && *version.format != table::Format::kJsonl;
+  if (!read.has_header) read.column_names = names;
+  return table::RowReader::Open(*version.format, bytes, read);
+}
+
+}  // namespace
+
 // The rare slow path: a later chunk widened a column (int64 -> float64) or brought a JSONL key
 // the first chunk did not have. Infer over every row, then check and profile again, in order.
 Status Ingest::Reprofile(TableVersion& version) {
   StoreLoader loader(objects_);
-  const table::Format format = *target_.format;
-  auto open_chunk = [&](size_t i, const std::string& bytes, const std::vector<std::string>& names) {
-    table::ReadOptions read;
-    read.file_name = target_.file_name;
-    read.first_line = version.chunks[i].first_line;
-    read.has_header = i == 0 && format != table::Format::kJsonl;
-    if (!read.has_header) read.column_names = names;
-    return table::RowReader::Open(format, bytes, read);
-  };
-  table::SchemaInferrer inferrer(format);
+  table::SchemaInferrer inferrer(*target_.format);
   std::vector<std::string> names;
   for (size_t i = 0; i < version.chunks.size(); ++i) {
     KILN_ASSIGN_OR_RETURN(std::string bytes, loader.Load(version.chunks[i].id));
-    KILN_ASSIGN_OR_RETURN(std::unique_ptr<table::RowReader> reader, open_chunk(i, bytes, names));
+    KILN_ASSIGN_OR_RETURN(std::unique_ptr<table::RowReader> reader,
+                          OpenChunk(version, i, target_.file_name, bytes, names));
     while (true) {
       KILN_ASSIGN_OR_RETURN(bool more, reader->Next());
       if (!more) break;
@@ -413,12 +509,20 @@ Status Ingest::Reprofile(TableVersion& version) {
   }
   schema_ = inferrer.Finish();
   version.schema = schema_;
-  names.clear();
+  return ProfileAllChunks(version);
+}
+
+Status Ingest::ProfileAllChunks(TableVersion& version) {
+  StoreLoader loader(objects_);
+  std::vector<std::string> names;
   for (const table::Column& column : schema_.columns) names.push_back(column.name);
   profile_ = std::make_unique<ProfileBuilder>(schema_, options_->profile);
   for (size_t i = 0; i < version.chunks.size(); ++i) {
-    KILN_ASSIGN_OR_RETURN(std::string bytes, loader.Load(version.chunks[i].id));
-    KILN_ASSIGN_OR_RETURN(std::unique_ptr<table::RowReader> reader, open_chunk(i, bytes, names));
+    ChunkRef& chunk = version.chunks[i];
+    KILN_ASSIGN_OR_RETURN(std::string bytes, loader.Load(chunk.id));
+    KILN_ASSIGN_OR_RETURN(std::unique_ptr<table::RowReader> reader,
+                          OpenChunk(version, i, target_.file_name, bytes, names));
+    ProfileBuilder part(schema_, options_->profile);
     while (true) {
       KILN_ASSIGN_OR_RETURN(bool more, reader->Next());
       if (!more) break;
@@ -428,14 +532,28 @@ Status Ingest::Reprofile(TableVersion& version) {
         KILN_RETURN_IF_ERROR(table::CheckCell(schema_.columns[c], cells[c], target_.file_name,
                                               reader->line(), static_cast<int>(c) + 1, &widen));
       }
-      profile_->Add(*reader);
+      part.Add(*reader);
     }
+    // Saved again for this schema and this table size, so the next version can merge them.
+    chunk.stats.reset();
+    if (key_limit_ != 0) {
+      std::string saved = part.Serialize(key_limit_);
+      if (WorthSaving(saved.size(), bytes.size())) {
+        KILN_ASSIGN_OR_RETURN(chunk.stats, PutMetadataObject(*objects_, *index_, saved,
+                                                             std::nullopt,
+                                                             options_->max_delta_depth));
+      }
+    }
+    profile_->Merge(std::move(part));
   }
   return Status::Ok();
 }
 
 Result<TableVersion> Ingest::Finish() {
-  KILN_RETURN_IF_ERROR(Cut(/*at_eof=*/true));
+  size_t used = 0;
+  KILN_RETURN_IF_ERROR(
+      CutFrom(std::string_view(buffer_).substr(buffer_start_), /*at_eof=*/true, &used));
+  buffer_start_ += used;
   KILN_RETURN_IF_ERROR(CollectReady(/*wait_all=*/true));
   TableVersion version;
   version.name = target_.name;
@@ -452,7 +570,13 @@ Result<TableVersion> Ingest::Finish() {
       return InvalidArgument(target_.file_name + ":1:1: empty file (no header row)");
     }
     version.schema = schema_;
-    if (needs_reprofile_) KILN_RETURN_IF_ERROR(Reprofile(version));
+    if (needs_reprofile_) {
+      KILN_RETURN_IF_ERROR(Reprofile(version));
+      stats_.chunks_parsed = version.chunks.size();
+    } else if (reused_profiles_ && !profile_->SampleExact()) {
+      KILN_RETURN_IF_ERROR(ProfileAllChunks(version));
+      stats_.chunks_parsed = version.chunks.size();
+    }
     if (version.key && version.schema.Find(*version.key) < 0) {
       return InvalidArgument("--key '" + *version.key + "': " + target_.file_name +
                              " has no such column");
@@ -476,6 +600,7 @@ Result<TableVersion> Ingest::Finish() {
                                   {"rows", chunk.rows},
                                   {"first_line", chunk.first_line},
                                   {"anchor", chunk.anchor}});
+    if (chunk.stats) manifest["chunks"].back()["stats"] = chunk.stats->Hex();
   }
   std::optional<Digest> previous_manifest;
   if (target_.previous != nullptr) previous_manifest = target_.previous->manifest;

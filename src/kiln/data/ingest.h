@@ -71,6 +71,7 @@ struct IngestTarget {
   std::optional<table::Format> format;  // nullopt: opaque bytes
   std::optional<std::string> key;
   const TableVersion* previous = nullptr;  // the table's version in the parent (delta bases)
+  uint64_t expected_bytes = 0;  // the file's size when known in advance (0: unknown)
 };
 
 class Ingest {
@@ -91,12 +92,21 @@ class Ingest {
 
  private:
   struct Chunk;
-  Status Cut(bool at_eof);
+  // Cuts and dispatches every chunk the chunker finds at the start of `view`; *used is how many
+  // bytes they took.
+  Status CutFrom(std::string_view view, bool at_eof, size_t* used);
   Status Dispatch(std::string bytes);
   void Process(Chunk& chunk);
   Status CollectReady(bool wait_all);
   Status InferSchema(std::string_view first_chunk);
+  // Parses, checks and profiles a chunk, or merges the saved profile of the same chunk at the
+  // same line in the previous version. Worker threads.
+  Status ProfileChunk(Chunk& chunk);
+  Status SaveChunkProfile(Chunk& chunk);
   Status Reprofile(TableVersion& version);
+  // Profiles every chunk again with the schema as it is (after merging saved chunk profiles whose
+  // samples, kept only below their key limits, turned out too small for this version).
+  Status ProfileAllChunks(TableVersion& version);
   // The previous version's chunk a new chunk most likely edits (same first row, else the most
   // overlap at the offset where the previous match says it should be). Main thread only.
   std::optional<Digest> ChooseBase(uint64_t offset, std::string_view bytes, uint64_t anchor);
@@ -116,6 +126,12 @@ class Ingest {
   std::vector<uint64_t> previous_offsets_;  // start offset of each chunk of target_.previous
   std::unordered_map<uint64_t, size_t> previous_anchors_;  // anchor -> chunk index
   int64_t drift_ = 0;  // new offset minus previous offset at the last anchored match
+  // The previous version's chunks that have a saved profile, by id (read by workers).
+  std::unordered_map<std::string, const ChunkRef*> previous_by_id_;
+  // Chunk profiles are saved with sample candidates below this key (0: not saved).
+  uint64_t key_limit_ = 0;
+  bool reused_profiles_ = false;  // some chunk's saved profile was merged
+  objects::PutOptions compression_;  // for chunks not stored as deltas (chosen at the first)
 
   std::mutex mutex_;  // guards the chunks' done flags with done_
   std::condition_variable done_;

@@ -81,18 +81,22 @@ Status ReadSnapshot(store::Transaction& tx, Snapshot* snapshot) {
   return Status::Ok();
 }
 
-// Every chunk a manifest lists.
-Result<std::vector<std::string>> ManifestChunks(objects::ObjectStore& objects,
-                                                const std::string& manifest_hex) {
+// Every object a manifest names: its chunks and their saved partial profiles, as
+// (what, hex id) pairs.
+Result<std::vector<std::pair<const char*, std::string>>> ManifestObjects(
+    objects::ObjectStore& objects, const std::string& manifest_hex) {
   TableVersion version;
   if (!Digest::FromHex(manifest_hex, &version.manifest)) {
     return Internal("malformed manifest id '" + manifest_hex + "'");
   }
   KILN_RETURN_IF_ERROR(LoadManifest(objects, &version));
-  std::vector<std::string> chunks;
-  chunks.reserve(version.chunks.size());
-  for (const ChunkRef& chunk : version.chunks) chunks.push_back(chunk.id.Hex());
-  return chunks;
+  std::vector<std::pair<const char*, std::string>> named;
+  named.reserve(version.chunks.size());
+  for (const ChunkRef& chunk : version.chunks) {
+    named.emplace_back("chunk", chunk.id.Hex());
+    if (chunk.stats) named.emplace_back("chunk profile", chunk.stats->Hex());
+  }
+  return named;
 }
 
 }  // namespace
@@ -140,8 +144,8 @@ Result<GcReport> CollectGarbage(store::Database& database, objects::ObjectStore&
     keep_object(manifest);
     if (!profile.empty()) keep_object(profile);
     if (!manifests_seen.insert(manifest).second) continue;
-    KILN_ASSIGN_OR_RETURN(std::vector<std::string> chunks, ManifestChunks(objects, manifest));
-    for (std::string& chunk : chunks) keep_object(std::move(chunk));
+    KILN_ASSIGN_OR_RETURN(auto named, ManifestObjects(objects, manifest));
+    for (auto& [what, id] : named) keep_object(std::move(id));
   }
 
   GcReport report;
@@ -238,14 +242,15 @@ Result<FsckReport> CheckRepository(store::Database& database, objects::ObjectSto
       problem("commit", commit_id, "profile " + profile + " missing");
     }
     if (!manifests_checked.insert(manifest).second) continue;
-    auto chunks = ManifestChunks(objects, manifest);
-    if (!chunks.ok()) {
-      problem("object", manifest, chunks.status().message());
+    auto named = ManifestObjects(objects, manifest);
+    if (!named.ok()) {
+      problem("object", manifest, named.status().message());
       continue;
     }
-    for (const std::string& chunk : *chunks) {
-      if (snapshot.objects.count(chunk) == 0) {
-        problem("commit", commit_id, "chunk " + chunk + " of manifest " + manifest + " missing");
+    for (const auto& [what, id] : *named) {
+      if (snapshot.objects.count(id) == 0) {
+        problem("commit", commit_id,
+                std::string(what) + " " + id + " of manifest " + manifest + " missing");
       }
     }
   }

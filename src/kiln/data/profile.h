@@ -21,6 +21,7 @@
 #include <cstdint>
 #include <memory>
 #include <string>
+#include <string_view>
 
 #include "kiln/core/json.h"
 #include "kiln/core/status.h"
@@ -46,9 +47,34 @@ class ProfileBuilder {
 
   // Adds the reader's current row (cells in schema order; assumed to have passed CheckCell).
   void Add(const table::RowReader& row);
+  // Checks the reader's current row against the schema and adds it, parsing each cell once: the
+  // same rules and the same error messages as table::CheckCell (naming file_name, the row's line
+  // and the column), for the first bad cell. A cell that fits only a widened type (2.5 in an
+  // int64 column) sets *widen and the row is not added (the caller reprofiles the whole table);
+  // cells beyond the schema's width are ignored. On an error nothing of the row is added.
+  Status AddChecked(const table::RowReader& row, std::string_view file_name, bool* widen);
   // Folds `other` (rows that come after this builder's) into this one.
   void Merge(ProfileBuilder&& other);
   Json Finish() const;
+
+  // Saved partial state, so that a later table version holding the same chunk at the same first
+  // line merges it instead of parsing it again. Only sample candidates whose key is below
+  // `key_limit` are kept (KeyLimitFor); the rest of the state is whole. Compact binary; the
+  // schema (names and types), the options and the limit are recorded in it.
+  std::string Serialize(uint64_t key_limit) const;
+  // InvalidArgument if `bytes` is malformed (never a crash: it is read from disk) or was saved
+  // for another schema or other options.
+  static Result<ProfileBuilder> Deserialize(const table::Schema& schema, ProfileOptions options,
+                                            std::string_view bytes);
+  // True if every numeric column's sample is exactly what Add on every row would have produced,
+  // after merging parts saved with key limits: a column is exact if no part dropped one of its
+  // candidates, or if its sample_size-th smallest key is below the smallest limit merged in.
+  // Finish's output is identical to an unsaved builder's whenever this holds.
+  bool SampleExact() const;
+  // A key limit that keeps about margin * sample_size candidates of a table of `expected_rows`
+  // rows (the maximum key, keeping everything, when that is most of them).
+  static uint64_t KeyLimitFor(uint64_t expected_rows, const ProfileOptions& options,
+                              double margin = 1.25);
 
  private:
   struct State;

@@ -4,6 +4,11 @@
 
 #include <algorithm>
 #include <bit>
+#include <ctime>
+#include <cstdio>
+#include <functional>
+#include <limits>
+#include <random>
 #include <cmath>
 #include <map>
 #include <string>
@@ -471,6 +476,529 @@ TEST(ProfileTest, FloatValuesEqualTheTableLayersParseBitForBit) {
     EXPECT_EQ(std::bit_cast<uint64_t>(actual[i]), std::bit_cast<uint64_t>(expected[i]))
         << i << ": " << actual[i] << " vs " << expected[i];
   }
+}
+
+// ---------------------------------------------------------------------------------------------
+// AddChecked: CheckCell and Add in one pass
+
+// Calls `add` on every row of every chunk with that chunk's builder; returns the builders.
+std::vector<ProfileBuilder> ChunkBuilders(
+    const TableVersion& version, MemoryLoader& loader, ProfileOptions options,
+    const std::function<void(ProfileBuilder&, const table::RowReader&)>& add) {
+  std::vector<ProfileBuilder> builders;
+  for (size_t i = 0; i < version.chunks.size(); ++i) {
+    builders.emplace_back(version.schema, options);
+    Result<std::string> bytes = loader.Load(version.chunks[i].id);
+    EXPECT_TRUE(bytes.ok());
+    auto reader = table::RowReader::Open(*version.format, *bytes, ChunkReadOptions(version, i));
+    EXPECT_TRUE(reader.ok()) << reader.status().ToString();
+    while (true) {
+      Result<bool> more = (*reader)->Next();
+      EXPECT_TRUE(more.ok()) << more.status().ToString();
+      if (!more.ok() || !*more) break;
+      add(builders.back(), **reader);
+    }
+  }
+  return builders;
+}
+
+// What a commit did before AddChecked: CheckCell on every cell, then Add.
+void CheckThenAdd(const table::Schema& schema, ProfileBuilder& builder,
+                  const table::RowReader& row) {
+  const std::vector<table::Cell>& cells = row.cells();
+  for (size_t i = 0; i < schema.columns.size() && i < cells.size(); ++i) {
+    bool widen = false;
+    Status status = table::CheckCell(schema.columns[i], cells[i], "t.csv", row.line(),
+                                     static_cast<int>(i) + 1, &widen);
+    EXPECT_TRUE(status.ok()) << status.ToString();
+    EXPECT_FALSE(widen);
+  }
+  builder.Add(row);
+}
+
+void AddCheckedOk(ProfileBuilder& builder, const table::RowReader& row) {
+  bool widen = false;
+  Status status = builder.AddChecked(row, "t.csv", &widen);
+  EXPECT_TRUE(status.ok()) << status.ToString();
+  EXPECT_FALSE(widen);
+}
+
+ProfileBuilder MergeInOrder(std::vector<ProfileBuilder> builders) {
+  for (size_t i = 1; i < builders.size(); ++i) builders[0].Merge(std::move(builders[i]));
+  return std::move(builders[0]);
+}
+
+// A table of awkward numbers, bools, timestamps and strings, with nulls; deterministic.
+std::string AwkwardCsv(int rows) {
+  static const std::vector<std::string> kInts = {
+      "0",  "-0", "+5", "007", "-9223372036854775808", "9223372036854775807", "", "123456789012",
+      "-42", "999999999999999999", "1000000000000000000"};
+  static const std::vector<std::string> kFloats = {
+      "1e5", "-0",  "inf", "-Infinity", "nan", "+4.5", "5.", ".25", "1e999", "", "-1e-320",
+      "3.14159265358979323846", "9007199254740993", "0.1", "-12.375", "1.7976931348623157e308",
+      "NaN", "2.5E-3", "-123456789.123456789", "0", "-0.0", "0.0"};
+  static const std::vector<std::string> kBools = {"true", "False", "TRUE", "", "false", "True"};
+  static const std::vector<std::string> kTimes = {
+      "2026-11-01", "", "1969-12-31T23:59:59.999Z", "2000-02-29 08:30:00+02:00",
+      "2024-02-29T12:00:00.123456789Z"};
+  static const std::vector<std::string> kStrings = {"héllo", "\"\"", "日本", "a", "", "\"x,y\""};
+  std::string csv = "i,f,b,t,s\n";
+  for (int row = 0; row < rows; ++row) {
+    const size_t r = static_cast<size_t>(row);
+    csv += kInts[(r * 7) % kInts.size()] + "," + kFloats[(r * 5) % kFloats.size()] + "," +
+           kBools[(r * 3) % kBools.size()] + "," + kTimes[r % kTimes.size()] + "," +
+           kStrings[(r * 11) % kStrings.size()] + "\n";
+  }
+  return csv;
+}
+
+table::Schema AwkwardSchema() {
+  return MakeSchema({{"i", ColumnType::kInt64},
+                     {"f", ColumnType::kFloat64},
+                     {"b", ColumnType::kBool},
+                     {"t", ColumnType::kTimestamp},
+                     {"s", ColumnType::kString}});
+}
+
+struct TableCase {
+  std::string name;
+  std::string csv;
+  table::Schema schema;
+  std::vector<size_t> chunk_starts;
+  size_t sample_size;
+};
+
+std::vector<TableCase> TableCases() {
+  return {
+      {"mixed, one chunk", MixedCsv(3000), MixedSchema(), {}, 200},
+      {"mixed, halves", MixedCsv(3000), MixedSchema(), {1500}, 200},
+      {"mixed, uneven", MixedCsv(3000), MixedSchema(), {7, 150, 151, 1024, 2500}, 200},
+      {"mixed, exact sample", MixedCsv(500), MixedSchema(), {3, 250, 499}, 100000},
+      {"awkward values", AwkwardCsv(900), AwkwardSchema(), {1, 300, 301, 899}, 100},
+      {"awkward values, exact sample", AwkwardCsv(400), AwkwardSchema(), {200}, 100000},
+  };
+}
+
+TEST(ProfileAddCheckedTest, ProfilesEqualCheckCellThenAdd) {
+  for (const TableCase& test : TableCases()) {
+    MemoryLoader loader;
+    TableVersion version = MakeVersion(test.csv, test.schema, test.chunk_starts, loader);
+    ProfileOptions options;
+    options.sample_size = test.sample_size;
+    const std::string expected =
+        MergeInOrder(ChunkBuilders(version, loader, options,
+                                   [&](ProfileBuilder& builder, const table::RowReader& row) {
+                                     CheckThenAdd(version.schema, builder, row);
+                                   }))
+            .Finish()
+            .dump();
+    const std::string actual =
+        MergeInOrder(ChunkBuilders(version, loader, options, AddCheckedOk)).Finish().dump();
+    EXPECT_EQ(actual, expected) << test.name;
+  }
+}
+
+struct BadRowCase {
+  std::string name;
+  std::string row;  // a CSV row of table i,f,b,t,s (without its newline)
+};
+
+TEST(ProfileAddCheckedTest, ReportsCheckCellsErrorAndWidenAndAddsNothingOfABadRow) {
+  const std::vector<BadRowCase> cases = {
+      {"a good row", "1,2.5,true,2026-11-01,x"},
+      {"a row of nulls", ",,,,"},
+      {"text in an int column", "abc,2.5,true,2026-11-01,x"},
+      {"quoted empty int", "\"\",1,true,2026-11-01,x"},
+      {"int with underscore", "1_000,1,true,2026-11-01,x"},
+      {"int with two signs", "--5,1,true,2026-11-01,x"},
+      {"int sign alone", "+,1,true,2026-11-01,x"},
+      {"hex int", "0x10,1,true,2026-11-01,x"},
+      {"int with a space", "\" 1\",1,true,2026-11-01,x"},
+      {"float with two points", "1,1.2.3,true,2026-11-01,x"},
+      {"float without exponent digits", "1,1e,true,2026-11-01,x"},
+      {"float point alone", "1,.,true,2026-11-01,x"},
+      {"float with a comma", "1,\"1,5\",true,2026-11-01,x"},
+      {"float with a word", "1,nanx,true,2026-11-01,x"},
+      {"bool yes", "1,1,yes,2026-11-01,x"},
+      {"bool 1", "1,1,1,2026-11-01,x"},
+      {"bool mixed case", "1,1,tRUE,2026-11-01,x"},
+      {"impossible date", "1,1,true,2026-02-30,x"},
+      {"hour 25", "1,1,true,2026-11-01T25:00:00,x"},
+      {"slashed date", "1,1,true,2026/11/01,x"},
+      {"long bad value", "1," + std::string(100, 'x') + ",true,2026-11-01,x"},
+      {"two bad cells: the first is reported", "x,y,true,2026-11-01,x"},
+      {"a widened cell, then a bad one", "2.5,y,true,2026-11-01,x"},
+      {"widen: decimal in an int column", "2.5,1,true,2026-11-01,x"},
+      {"widen: exponent", "1e3,1,true,2026-11-01,x"},
+      {"widen: nan", "nan,1,true,2026-11-01,x"},
+      {"widen: int64 overflow", "9223372036854775808,1,true,2026-11-01,x"},
+      {"widen: signed decimal", "+1.5,1,true,2026-11-01,x"},
+  };
+  const table::Schema schema = AwkwardSchema();
+  for (const BadRowCase& test : cases) {
+    const std::string csv = "i,f,b,t,s\n" + test.row + "\n";
+    table::ReadOptions read;
+    read.file_name = "t.csv";
+    auto reader = table::RowReader::Open(table::Format::kCsv, csv, read);
+    ASSERT_TRUE(reader.ok()) << test.name;
+    Result<bool> more = (*reader)->Next();
+    ASSERT_TRUE(more.ok() && *more) << test.name;
+
+    Status expected = Status::Ok();
+    bool expected_widen = false;
+    const std::vector<table::Cell>& cells = (*reader)->cells();
+    for (size_t i = 0; i < cells.size() && expected.ok(); ++i) {
+      expected = table::CheckCell(schema.columns[i], cells[i], "t.csv", (*reader)->line(),
+                                  static_cast<int>(i) + 1, &expected_widen);
+    }
+    ProfileBuilder builder(schema);
+    bool widen = false;
+    Status status = builder.AddChecked(**reader, "t.csv", &widen);
+    EXPECT_EQ(status.code(), expected.code()) << test.name;
+    EXPECT_EQ(status.message(), expected.message()) << test.name;
+    if (expected.ok()) {
+      EXPECT_EQ(widen, expected_widen) << test.name;
+    }
+    const bool added = expected.ok() && !expected_widen;
+    EXPECT_EQ(builder.Finish()["rows"], added ? 1 : 0) << test.name;
+    if (!added) {
+      EXPECT_EQ(builder.Finish(), ProfileBuilder(schema).Finish())
+          << test.name << ": part of a bad row was added";
+    }
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Saved chunk states
+
+// Profiles each chunk with AddChecked; the chunks for which `saved` is true go through
+// Serialize(key_limit) and Deserialize. Returns the builders in chunk order.
+std::vector<ProfileBuilder> SavedChunkBuilders(const TableVersion& version, MemoryLoader& loader,
+                                               ProfileOptions options, uint64_t key_limit,
+                                               const std::function<bool(size_t)>& saved) {
+  std::vector<ProfileBuilder> builders = ChunkBuilders(version, loader, options, AddCheckedOk);
+  for (size_t i = 0; i < builders.size(); ++i) {
+    if (!saved(i)) continue;
+    const std::string bytes = builders[i].Serialize(key_limit);
+    Result<ProfileBuilder> restored = ProfileBuilder::Deserialize(version.schema, options, bytes);
+    EXPECT_TRUE(restored.ok()) << restored.status().ToString();
+    if (!restored.ok()) continue;
+    // The format is canonical: saving a restored state gives the same bytes.
+    EXPECT_EQ(restored->Serialize(key_limit), bytes) << "chunk " << i;
+    builders[i] = std::move(*restored);
+  }
+  return builders;
+}
+
+TEST(ProfileSavedStateTest, RestoredChunkStatesMergeToTheSameProfile) {
+  struct Mix {
+    std::string name;
+    std::function<bool(size_t)> saved;
+  };
+  const std::vector<Mix> mixes = {
+      {"every chunk saved", [](size_t) { return true; }},
+      {"even chunks saved", [](size_t i) { return i % 2 == 0; }},
+      {"odd chunks saved", [](size_t i) { return i % 2 == 1; }},
+  };
+  for (const TableCase& test : TableCases()) {
+    MemoryLoader loader;
+    TableVersion version = MakeVersion(test.csv, test.schema, test.chunk_starts, loader);
+    ProfileOptions options;
+    options.sample_size = test.sample_size;
+    const std::string expected =
+        MergeInOrder(ChunkBuilders(version, loader, options, AddCheckedOk)).Finish().dump();
+    const uint64_t key_limit = ProfileBuilder::KeyLimitFor(version.rows, options);
+    for (const Mix& mix : mixes) {
+      ProfileBuilder merged =
+          MergeInOrder(SavedChunkBuilders(version, loader, options, key_limit, mix.saved));
+      EXPECT_TRUE(merged.SampleExact()) << test.name << ", " << mix.name;
+      EXPECT_EQ(merged.Finish().dump(), expected) << test.name << ", " << mix.name;
+    }
+    // Merged as a tree, and a restored state merged into by a fresh one.
+    std::vector<ProfileBuilder> builders =
+        SavedChunkBuilders(version, loader, options, key_limit, mixes[1].saved);
+    while (builders.size() > 1) {
+      std::vector<ProfileBuilder> next;
+      for (size_t i = 0; i < builders.size(); i += 2) {
+        if (i + 1 < builders.size()) builders[i].Merge(std::move(builders[i + 1]));
+        next.push_back(std::move(builders[i]));
+      }
+      builders = std::move(next);
+    }
+    EXPECT_TRUE(builders[0].SampleExact()) << test.name;
+    EXPECT_EQ(builders[0].Finish().dump(), expected) << test.name << ", as a tree";
+  }
+}
+
+TEST(ProfileSavedStateTest, SumsRoundTripExactly) {
+  // Sums that need many limbs, negative sums and subnormals; one chunk per value.
+  const std::string csv = "v\n-1e300\n1e300\n5e-324\n-3\n1e-310\n-1.7976931348623157e308\n0.1\n";
+  MemoryLoader loader;
+  TableVersion version =
+      MakeVersion(csv, MakeSchema({{"v", ColumnType::kFloat64}}), {1, 2, 3, 4, 5, 6}, loader);
+  const std::string expected =
+      MergeInOrder(ChunkBuilders(version, loader, {}, AddCheckedOk)).Finish().dump();
+  ProfileBuilder merged = MergeInOrder(SavedChunkBuilders(
+      version, loader, {}, ProfileBuilder::KeyLimitFor(version.rows, {}), [](size_t) {
+        return true;
+      }));
+  EXPECT_EQ(merged.Finish().dump(), expected);
+}
+
+TEST(ProfileSavedStateTest, TooSmallKeyLimitMakesTheSampleInexact) {
+  MemoryLoader loader;
+  TableVersion version = MakeVersion(MixedCsv(3000), MixedSchema(), {1000, 2000}, loader);
+  ProfileOptions options;
+  options.sample_size = 200;
+  struct LimitCase {
+    std::string name;
+    uint64_t key_limit;
+    bool exact;
+  };
+  const std::vector<LimitCase> cases = {
+      {"KeyLimitFor the table", ProfileBuilder::KeyLimitFor(3000, options), true},
+      {"unlimited", std::numeric_limits<uint64_t>::max(), true},
+      {"half the sample size", ProfileBuilder::KeyLimitFor(3000, options, 0.5), false},
+      {"zero", 0, false},
+  };
+  for (const LimitCase& test : cases) {
+    ProfileBuilder merged = MergeInOrder(SavedChunkBuilders(
+        version, loader, options, test.key_limit, [](size_t i) { return i == 1; }));
+    EXPECT_EQ(merged.SampleExact(), test.exact) << test.name;
+    // Saving again with a larger limit cannot bring back what was dropped.
+    Result<ProfileBuilder> again = ProfileBuilder::Deserialize(
+        version.schema, options, merged.Serialize(std::numeric_limits<uint64_t>::max()));
+    ASSERT_TRUE(again.ok()) << again.status().ToString();
+    EXPECT_EQ(again->SampleExact(), test.exact) << test.name << ", saved again";
+  }
+}
+
+TEST(ProfileSavedStateTest, KeyLimitKeepsAboutMarginTimesSampleSizeCandidates) {
+  ProfileOptions options;  // sample_size 100000
+  const uint64_t kMax = std::numeric_limits<uint64_t>::max();
+  EXPECT_EQ(ProfileBuilder::KeyLimitFor(0, options), kMax);
+  EXPECT_EQ(ProfileBuilder::KeyLimitFor(200000, options), kMax);  // most rows: keep all
+  EXPECT_EQ(ProfileBuilder::KeyLimitFor(1000, options), kMax);
+  const double share =
+      static_cast<double>(ProfileBuilder::KeyLimitFor(6000000, options)) / std::ldexp(1.0, 64);
+  EXPECT_NEAR(share, 125000.0 / 6000000, 1e-9);
+  const double tighter =
+      static_cast<double>(ProfileBuilder::KeyLimitFor(6000000, options, 2.0)) / std::ldexp(1.0, 64);
+  EXPECT_NEAR(tighter, 200000.0 / 6000000, 1e-9);
+}
+
+TEST(ProfileSavedStateTest, StateSavedForAnotherSchemaOrOptionsIsRefused) {
+  MemoryLoader loader;
+  TableVersion version = MakeVersion(MixedCsv(300), MixedSchema(), {}, loader);
+  ProfileOptions options;
+  options.sample_size = 50;
+  const std::string bytes = MergeInOrder(ChunkBuilders(version, loader, options, AddCheckedOk))
+                                .Serialize(std::numeric_limits<uint64_t>::max());
+  ASSERT_TRUE(ProfileBuilder::Deserialize(version.schema, options, bytes).ok());
+
+  table::Schema renamed = MixedSchema();
+  renamed.columns[2].name = "ratio2";
+  table::Schema retyped = MixedSchema();
+  retyped.columns[0].type = ColumnType::kFloat64;
+  table::Schema narrower = MixedSchema();
+  narrower.columns.pop_back();
+  table::Schema wider = MixedSchema();
+  wider.columns.push_back({"extra", ColumnType::kString, true});
+  ProfileOptions other_seed = options;
+  other_seed.seed = 43;
+  ProfileOptions other_size = options;
+  other_size.sample_size = 51;
+  struct RefusalCase {
+    std::string name;
+    table::Schema schema;
+    ProfileOptions options;
+  };
+  const std::vector<RefusalCase> cases = {
+      {"renamed column", renamed, options},  {"retyped column", retyped, options},
+      {"fewer columns", narrower, options},  {"more columns", wider, options},
+      {"other seed", version.schema, other_seed}, {"other sample size", version.schema, other_size},
+  };
+  for (const RefusalCase& test : cases) {
+    Result<ProfileBuilder> restored = ProfileBuilder::Deserialize(test.schema, test.options, bytes);
+    ASSERT_FALSE(restored.ok()) << test.name;
+    EXPECT_EQ(restored.status().code(), StatusCode::kInvalidArgument) << test.name;
+  }
+}
+
+// A real saved state: a chunk of the mixed table, with a key limit that drops candidates.
+std::string RealSavedState(const table::Schema& schema, const ProfileOptions& options) {
+  MemoryLoader loader;
+  TableVersion version = MakeVersion(MixedCsv(400), schema, {}, loader);
+  return MergeInOrder(ChunkBuilders(version, loader, options, AddCheckedOk))
+      .Serialize(ProfileBuilder::KeyLimitFor(4000, options));
+}
+
+TEST(ProfileSavedStateTest, TruncatedStateIsRejected) {
+  ProfileOptions options;
+  options.sample_size = 100;
+  const std::string bytes = RealSavedState(MixedSchema(), options);
+  ASSERT_TRUE(ProfileBuilder::Deserialize(MixedSchema(), options, bytes).ok());
+  for (size_t length = 0; length < bytes.size(); ++length) {
+    Result<ProfileBuilder> restored =
+        ProfileBuilder::Deserialize(MixedSchema(), options, bytes.substr(0, length));
+    ASSERT_FALSE(restored.ok()) << "length " << length;
+    EXPECT_EQ(restored.status().code(), StatusCode::kInvalidArgument);
+  }
+}
+
+TEST(ProfileSavedStateTest, CorruptStateIsRejectedAndNeverCrashes) {
+  ProfileOptions options;
+  options.sample_size = 100;
+  const table::Schema schema = MixedSchema();
+  const std::string bytes = RealSavedState(schema, options);
+  std::mt19937_64 random(99);
+  auto corrupt = [&](std::string copy) {
+    const int flips = 1 + static_cast<int>(random() % 3);
+    for (int i = 0; i < flips; ++i) {
+      copy[random() % copy.size()] ^= static_cast<char>(1 + random() % 255);
+    }
+    return copy;
+  };
+  for (int round = 0; round < 500; ++round) {
+    Result<ProfileBuilder> restored = ProfileBuilder::Deserialize(schema, options, corrupt(bytes));
+    ASSERT_FALSE(restored.ok()) << "round " << round;
+    EXPECT_EQ(restored.status().code(), StatusCode::kInvalidArgument);
+  }
+  // With the checksum made to match, the parser itself meets the damage: it must reject it or
+  // restore something that merges and finishes without harm.
+  int accepted = 0;
+  for (int round = 0; round < 1000; ++round) {
+    std::string copy = corrupt(bytes.substr(0, bytes.size() - 8));
+    const uint64_t checksum = Xxh3(copy);
+    for (int i = 0; i < 8; ++i) copy += static_cast<char>(checksum >> (8 * i));
+    Result<ProfileBuilder> restored = ProfileBuilder::Deserialize(schema, options, copy);
+    if (!restored.ok()) {
+      EXPECT_EQ(restored.status().code(), StatusCode::kInvalidArgument);
+      continue;
+    }
+    ++accepted;
+    ProfileBuilder merged(schema, options);
+    merged.Merge(std::move(*restored));
+    (void)merged.SampleExact();
+    EXPECT_TRUE(merged.Finish().is_object());
+  }
+  EXPECT_LT(accepted, 1000);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Timing (not a test): ./kiln_data_tests --gtest_also_run_disabled_tests
+//   --gtest_filter='*DISABLED_TimeProfiling*'
+
+TEST(ProfileTimingTest, DISABLED_TimeProfiling) {
+  constexpr int kRows = 1000000;
+  constexpr int kColumns = 11;
+  std::vector<std::pair<std::string, ColumnType>> columns;
+  for (int c = 0; c < kColumns; ++c) {
+    columns.emplace_back("c" + std::to_string(c), c < 4 ? ColumnType::kInt64 : ColumnType::kFloat64);
+  }
+  const table::Schema schema = MakeSchema(columns);
+  std::string csv;
+  for (int c = 0; c < kColumns; ++c) csv += (c > 0 ? "," : "") + columns[c].first;
+  csv += '\n';
+  std::mt19937_64 random(5);
+  char text[64];
+  for (int row = 0; row < kRows; ++row) {
+    for (int c = 0; c < kColumns; ++c) {
+      if (c > 0) csv += ',';
+      if (c < 4) {
+        csv += std::to_string(static_cast<int64_t>(random() % 200000) - 1000);
+      } else {
+        std::snprintf(text, sizeof(text), "%.*f", 1 + c % 4,
+                      static_cast<double>(random() % 10000000) / 1000.0 - 50.0);
+        csv += text;
+      }
+    }
+    csv += '\n';
+  }
+  // ~1 MB chunks, as commits cut them.
+  std::vector<std::string> chunks;
+  size_t start = 0;
+  while (start < csv.size()) {
+    size_t end = std::min(csv.size(), start + (1 << 20));
+    end = csv.find('\n', end - 1);
+    end = end == std::string::npos ? csv.size() : end + 1;
+    chunks.push_back(csv.substr(start, end - start));
+    start = end;
+  }
+  auto profile_chunks = [&](bool checked, std::vector<ProfileBuilder>& builders) {
+    int64_t line = 1;
+    for (size_t i = 0; i < chunks.size(); ++i) {
+      table::ReadOptions read;
+      read.file_name = "t.csv";
+      read.first_line = line;
+      read.has_header = i == 0;
+      for (const auto& column : schema.columns) read.column_names.push_back(column.name);
+      if (i == 0) read.column_names.clear();
+      line += std::count(chunks[i].begin(), chunks[i].end(), '\n');
+      auto reader = table::RowReader::Open(table::Format::kCsv, chunks[i], read);
+      ASSERT_TRUE(reader.ok());
+      builders.emplace_back(schema);
+      while (*(*reader)->Next()) {
+        if (checked) {
+          bool widen = false;
+          ASSERT_TRUE(builders.back().AddChecked(**reader, "t.csv", &widen).ok());
+        } else {
+          CheckThenAdd(schema, builders.back(), **reader);
+        }
+      }
+    }
+  };
+  // Thread CPU time: on a shared machine wall time is mostly noise.
+  auto cpu_now = [] {
+    timespec now;
+    clock_gettime(CLOCK_THREAD_CPUTIME_ID, &now);
+    return static_cast<double>(now.tv_sec) + static_cast<double>(now.tv_nsec) * 1e-9;
+  };
+  auto seconds_since = [&](double start) { return cpu_now() - start; };
+  // Reading alone, for reference.
+  double start_time = cpu_now();
+  {
+    table::ReadOptions read;
+    auto reader = table::RowReader::Open(table::Format::kCsv, csv, read);
+    int64_t rows = 0;
+    while (*(*reader)->Next()) ++rows;
+    EXPECT_EQ(rows, kRows);
+  }
+  const double read_seconds = seconds_since(start_time);
+  std::string expected;
+  for (bool checked : {false, true}) {
+    std::vector<ProfileBuilder> builders;
+    start_time = cpu_now();
+    profile_chunks(checked, builders);
+    const double add_seconds = seconds_since(start_time);
+    start_time = cpu_now();
+    ProfileBuilder merged = MergeInOrder(std::move(builders));
+    const double merge_seconds = seconds_since(start_time);
+    start_time = cpu_now();
+    Json profile = merged.Finish();
+    const double finish_seconds = seconds_since(start_time);
+    start_time = cpu_now();
+    std::string dumped = profile.dump();
+    const double dump_seconds = seconds_since(start_time);
+    std::printf(
+        "%s: read %.3f s; read+check+profile %.3f s = %.0f rows/s (%.0f rows/s beyond reading); "
+        "merge %.3f s; Finish %.3f s; dump %.3f s (%zu bytes)\n",
+        checked ? "AddChecked" : "CheckCell+Add", read_seconds, add_seconds, kRows / add_seconds,
+        kRows / (add_seconds - read_seconds), merge_seconds, finish_seconds, dump_seconds,
+        dumped.size());
+    if (expected.empty()) expected = dumped;
+    EXPECT_EQ(dumped, expected);
+  }
+  // Saved state of a ~13,000-row chunk (about 1 MB of a wide table) for a 6,000,000-row table.
+  std::vector<ProfileBuilder> builders;
+  profile_chunks(true, builders);
+  ProfileOptions options;
+  const uint64_t key_limit = ProfileBuilder::KeyLimitFor(6000000, options);
+  size_t total = 0;
+  for (size_t i = 1; i + 1 < builders.size(); ++i) total += builders[i].Serialize(key_limit).size();
+  std::printf("saved state: %.0f bytes per chunk of %.0f rows (KeyLimitFor(6,000,000))\n",
+              static_cast<double>(total) / static_cast<double>(builders.size() - 2),
+              static_cast<double>(kRows) / static_cast<double>(builders.size()));
 }
 
 }  // namespace

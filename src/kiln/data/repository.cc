@@ -69,8 +69,13 @@ Json Ref::ToJson() const {
 }
 
 Json CommitStats::ToJson() const {
-  return {{"name", name},           {"bytes", bytes},           {"rows", rows},
-          {"chunks", chunks},       {"chunks_new", chunks_new}, {"stored_bytes", stored_bytes}};
+  return {{"name", name},
+          {"bytes", bytes},
+          {"rows", rows},
+          {"chunks", chunks},
+          {"chunks_new", chunks_new},
+          {"chunks_parsed", chunks_parsed},
+          {"stored_bytes", stored_bytes}};
 }
 
 Json CommitResult::ToJson() const {
@@ -149,6 +154,13 @@ Status LoadManifest(objects::ObjectStore& objects, TableVersion* version) {
     ref.rows = chunk.value("rows", uint64_t{0});
     ref.first_line = chunk.value("first_line", int64_t{1});
     ref.anchor = chunk.value("anchor", uint64_t{0});
+    if (chunk.contains("stats")) {
+      Digest stats;
+      if (!chunk["stats"].is_string() || !Digest::FromHex(chunk["stats"].get<std::string>(), &stats)) {
+        return Internal("manifest " + version->manifest.Hex() + " has a malformed chunk profile id");
+      }
+      ref.stats = stats;
+    }
     version->chunks.push_back(ref);
   }
   return Status::Ok();
@@ -865,6 +877,9 @@ Result<CommitResult> RepositoryImpl::Commit(const CommitRequest& request) {
     }
     target.key = file.key;
     if (!target.key && target.previous != nullptr) target.key = target.previous->key;
+    std::error_code size_error;
+    target.expected_bytes = std::filesystem::file_size(file.path, size_error);
+    if (size_error) target.expected_bytes = 0;
 
     Ingest ingest(objects_.get(), &index, &pool_, &options_, target);
     int fd = ::open(file.path.c_str(), O_RDONLY | O_CLOEXEC);

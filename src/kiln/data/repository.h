@@ -91,6 +91,9 @@ struct CommitStats {
   uint64_t rows = 0;
   uint64_t chunks = 0;
   uint64_t chunks_new = 0;     // not already stored
+  // Table chunks parsed, checked and profiled; the others were the same bytes at the same line
+  // in the previous version, whose saved chunk profile was merged instead.
+  uint64_t chunks_parsed = 0;
   uint64_t stored_bytes = 0;   // bytes the new chunks took on disk
   Json ToJson() const;
 };

@@ -5,7 +5,11 @@
 // header (CSV/TSV). The manifest that lists the chunks is itself an object, whose JSON is:
 //
 //   {"format": "csv"|"tsv"|"jsonl"|"bytes", "rows": N, "bytes": N,
-//    "chunks": [{"id": HEX64, "size": N, "rows": N, "first_line": N, "anchor": N}, ...]}
+//    "chunks": [{"id": HEX64, "size": N, "rows": N, "first_line": N, "anchor": N,
+//                "stats": HEX64 (optional)}, ...]}
+//
+// "stats" names the chunk's saved partial profile (ProfileBuilder::Serialize), so that the next
+// version, if it holds the same chunk at the same first line, merges it instead of parsing it.
 #pragma once
 
 #include <cstdint>
@@ -33,6 +37,7 @@ struct ChunkRef {
   // XXH3 of the chunk's first row (at most its first 256 bytes): the next version's commit
   // finds "the same" chunk by it, to store a changed chunk as a delta against its predecessor.
   uint64_t anchor = 0;
+  std::optional<Digest> stats;  // the chunk's saved partial profile (tables; may be absent)
 };
 
 struct TableVersion {

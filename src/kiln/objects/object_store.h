@@ -6,8 +6,15 @@
 //   object  := magic(4) "KOB1" | encoding(1) | raw_size(u64 LE) | [base(32)] | payload
 //   encoding:= 0 raw bytes | 1 zstd frame | 2 zstd frame compressed with the base object's raw
 //              bytes as prefix (ZSTD_CCtx_refPrefix), so it holds only what differs from base
+//              | 3 line delta: a zstd frame of whole lines copied from the base plus the new
+//              lines' bytes (the body grammar is in line_delta.h)
+//   base    := present for encodings 2 and 3 (the deltas)
 //
-// Deltas chain (a base may itself be a delta); the writer bounds the depth (ObjectInfo::depth).
+// Deltas chain (a base may itself be a delta of either kind); the caller bounds the depth.
+// Put chooses the line delta for text whose lines are mostly the base's (a few rows edited,
+// inserted or deleted): it costs a memory compare (~0.1 ms per MB) where zstd's long-distance
+// matching costs 3-6 ms per MB. Callers must treat any object with ObjectInfo::base set as a
+// delta.
 //
 // Durability: Put() writes a temp file and renames it into place without fsync; Sync() makes
 // every object put since the last Sync durable (one syncfs plus the touched folders' fsyncs),
@@ -32,23 +39,30 @@
 
 namespace kiln::objects {
 
-enum class Encoding : uint8_t { kRaw = 0, kZstd = 1, kZstdDelta = 2 };
+enum class Encoding : uint8_t { kRaw = 0, kZstd = 1, kZstdDelta = 2, kLineDelta = 3 };
 
 struct ObjectInfo {
   Digest id;
   Encoding encoding = Encoding::kRaw;
   uint64_t raw_size = 0;
-  uint64_t stored_size = 0;  // file size on disk
-  std::optional<Digest> base;  // kZstdDelta only
+  uint64_t stored_size = 0;    // file size on disk
+  std::optional<Digest> base;  // the deltas (kZstdDelta, kLineDelta) only
 };
 
 struct PutOptions {
   int zstd_level = 1;
-  // Store as a delta against this object, which must exist (zstd with the base as prefix is
-  // never much larger than plain zstd, and far smaller when the two share most bytes). The
-  // caller bounds chain depth.
+  // Huffman-code literals even at negative levels, where zstd otherwise stores them raw. For
+  // text of few distinct bytes (numeric CSV) level -10 with it keeps level 1's size at about
+  // twice the speed; see ChooseCompression.
+  bool literal_compression = false;
+  // Store as a delta against this object, which must exist: a line delta (kLineDelta) when at
+  // least half of the bytes are whole lines of the base, else zstd with the base as prefix
+  // (kZstdDelta; never much larger than plain zstd, and far smaller when the two share most
+  // bytes). Either way the result has ObjectInfo::base set. The caller bounds chain depth.
   std::optional<Digest> base;
   std::string_view base_raw;  // the base's raw bytes, if the caller has them (saves a Get)
+  // false: a delta is always kZstdDelta (to compare the two; the choice is otherwise automatic).
+  bool allow_line_delta = true;
 };
 
 class ObjectStore {
@@ -83,5 +97,10 @@ class ObjectStore {
 
   virtual const std::string& root() const = 0;
 };
+
+// The compression for objects like `sample` (the first chunk of a file): level -10 with
+// Huffman-coded literals when that stores `sample` within 5% of `level`'s size, else `level`.
+// Decided by sizes only, so the same input always gets the same choice.
+PutOptions ChooseCompression(std::string_view sample, int level);
 
 }  // namespace kiln::objects

@@ -4,6 +4,8 @@
 
 #include <charconv>
 #include <cmath>
+#include <cstddef>
+#include <limits>
 #include <unordered_set>
 
 #include "kiln/table/text_util.h"
@@ -38,6 +40,60 @@ bool IsInt64Text(std::string_view text) {
   for (; p != end; ++p) {
     if (static_cast<unsigned>(*p - '0') >= 10) return false;
   }
+  return true;
+}
+
+// ParseInt64Text for the common case of at most 18 digits (which always fit), in one pass;
+// false for anything else, which the caller hands to ParseInt64Text.
+bool ParseShortInt64Text(std::string_view text, int64_t* value) {
+  const char* p = text.data();
+  const char* end = p + text.size();
+  const bool negative = p != end && *p == '-';
+  if (p != end && (*p == '-' || *p == '+')) ++p;
+  if (p == end || end - p > 18) return false;
+  uint64_t digits = 0;
+  for (; p != end; ++p) {
+    const unsigned digit = static_cast<unsigned>(*p - '0');
+    if (digit >= 10) return false;
+    digits = digits * 10 + digit;
+  }
+  *value = negative ? -static_cast<int64_t>(digits) : static_cast<int64_t>(digits);
+  return true;
+}
+
+// The value of a decimal like "-12.375" when a correctly rounded parse is one IEEE division
+// (Clinger's fast path: the digits as an integer below 2^53, divided by an exact power of ten),
+// so it equals ParseFloat64Text's; false for anything else (exponents, '+', long or special
+// values), which the caller checks and parses the general way. Everything it accepts passes
+// IsFloat64Text.
+bool ParseShortDecimal(std::string_view text, double* value) {
+  static constexpr double kPowersOfTen[] = {1e0,  1e1,  1e2,  1e3,  1e4,  1e5,  1e6,  1e7,
+                                            1e8,  1e9,  1e10, 1e11, 1e12, 1e13, 1e14, 1e15,
+                                            1e16, 1e17, 1e18, 1e19, 1e20, 1e21, 1e22};
+  const char* p = text.data();
+  const char* end = p + text.size();
+  const bool negative = p != end && *p == '-';
+  if (negative) ++p;
+  const char* integer_start = p;
+  uint64_t digits = 0;
+  while (p != end && static_cast<unsigned>(*p - '0') < 10)
+    digits = digits * 10 + static_cast<unsigned>(*p++ - '0');
+  const ptrdiff_t integer_digits = p - integer_start;
+  ptrdiff_t fraction_digits = 0;
+  if (p != end && *p == '.') {
+    const char* fraction_start = ++p;
+    while (p != end && static_cast<unsigned>(*p - '0') < 10)
+      digits = digits * 10 + static_cast<unsigned>(*p++ - '0');
+    fraction_digits = p - fraction_start;
+    if (fraction_digits == 0) return false;
+  }
+  // At most 19 digits cannot overflow 64 bits.
+  if (p != end || integer_digits == 0 || integer_digits + fraction_digits > 19 ||
+      digits > (uint64_t{1} << 53) || fraction_digits > 22) {
+    return false;
+  }
+  double result = static_cast<double>(digits) / kPowersOfTen[fraction_digits];
+  *value = negative ? -result : result;
   return true;
 }
 
@@ -282,13 +338,6 @@ Schema SchemaInferrer::Finish() const {
 // ---------------------------------------------------------------------------------------------
 // Cell checks and typed parses
 
-namespace {
-// Kept out of line: the error path would otherwise weigh on CheckCell's hot path.
-[[gnu::noinline, gnu::cold]] Status CellMismatch(const Column& column, std::string_view text,
-                                                 std::string_view file_name, int64_t line,
-                                                 int field_index);
-}  // namespace
-
 Status CheckCell(const Column& column, const Cell& cell, std::string_view file_name, int64_t line,
                  int field_index, bool* widen_to_float) {
   if (cell.is_null) return Status::Ok();
@@ -318,10 +367,10 @@ Status CheckCell(const Column& column, const Cell& cell, std::string_view file_n
   return CellMismatch(column, text, file_name, line, field_index);
 }
 
-namespace {
-
-Status CellMismatch(const Column& column, std::string_view text, std::string_view file_name,
-                    int64_t line, int field_index) {
+// Kept out of line (cold): the error path would otherwise weigh on the callers' hot paths.
+[[gnu::noinline, gnu::cold]] Status CellMismatch(const Column& column, std::string_view text,
+                                                 std::string_view file_name, int64_t line,
+                                                 int field_index) {
   std::string message;
   message.reserve(file_name.size() + column.name.size() + text.size() + 64);
   message.append(file_name);
@@ -339,7 +388,41 @@ Status CellMismatch(const Column& column, std::string_view text, std::string_vie
   return InvalidArgument(std::move(message));
 }
 
-}  // namespace
+bool ParseCellValue(ColumnType type, std::string_view text, bool* widen_to_float,
+                    CellValue* value) {
+  switch (type) {
+    case ColumnType::kInt64: {
+      if (ParseShortInt64Text(text, &value->integer) || ParseInt64Text(text, &value->integer)) {
+        value->number = static_cast<double>(value->integer);
+        return true;
+      }
+      if (!IsFloat64Text(text)) return false;
+      if (widen_to_float != nullptr) *widen_to_float = true;
+      if (!ParseFloat64Text(text, &value->number)) {
+        value->number = std::numeric_limits<double>::quiet_NaN();  // unreachable (tested)
+      }
+      return true;
+    }
+    case ColumnType::kFloat64:
+      if (ParseShortDecimal(text, &value->number)) return true;
+      if (!IsFloat64Text(text)) return false;
+      if (!ParseFloat64Text(text, &value->number)) {
+        value->number = std::numeric_limits<double>::quiet_NaN();  // unreachable (tested)
+      }
+      return true;
+    case ColumnType::kBool:
+      if (text == "true" || text == "True" || text == "TRUE") {
+        value->boolean = true;
+        return true;
+      }
+      value->boolean = false;
+      return text == "false" || text == "False" || text == "FALSE";
+    case ColumnType::kTimestamp: return ParseTimestampText(text, &value->integer);
+    case ColumnType::kString:
+    case ColumnType::kCategorical: return true;
+  }
+  return true;
+}
 
 Result<int64_t> ParseInt64(std::string_view text) {
   int64_t value;

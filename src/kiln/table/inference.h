@@ -56,6 +56,26 @@ class SchemaInferrer {
 Status CheckCell(const Column& column, const Cell& cell, std::string_view file_name, int64_t line,
                  int field_index, bool* widen_to_float);
 
+// A cell's value, as ParseCellValue found it; which members are set depends on the type.
+struct CellValue {
+  // int64: the integer (unset for a cell that widens); timestamp: milliseconds since the epoch.
+  int64_t integer = 0;
+  // int64 and float64: the number, bit for bit ParseFloat64's (an int64 cell as a double).
+  double number = 0;
+  bool boolean = false;  // bool
+};
+
+// CheckCell's test for the text of a non-null cell, also returning the value, with each cell read
+// once: true if `text` fits `type` (or fits only float64 in an int64 column, which sets
+// *widen_to_float), false where CheckCell fails (then CellMismatch gives its error). No
+// allocation. For hot loops that need the values: CheckCell then ParseInt64/ParseFloat64 read
+// every number twice.
+bool ParseCellValue(ColumnType type, std::string_view text, bool* widen_to_float,
+                    CellValue* value);
+// CheckCell's error for a cell whose text does not fit its column.
+Status CellMismatch(const Column& column, std::string_view text, std::string_view file_name,
+                    int64_t line, int field_index);
+
 // Typed parses used by profiles, validation, diff and export. They assume the cell passed
 // CheckCell for that type.
 Result<int64_t> ParseInt64(std::string_view text);

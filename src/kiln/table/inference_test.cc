@@ -2,6 +2,7 @@
 
 #include <gtest/gtest.h>
 
+#include <bit>
 #include <cmath>
 #include <limits>
 #include <random>
@@ -230,6 +231,86 @@ TEST(TypedParseTest, CheckCellAcceptsExactlyWhatTheTypedParsesAccept) {
     EXPECT_EQ(CheckCell(Column{"i", ColumnType::kInt64, false}, cell, "f", 1, 1, nullptr).ok(),
               ParseInt64(text).ok() || ParseFloat64(text).ok())
         << text;
+  }
+}
+
+// ParseCellValue must accept, widen and reject exactly as CheckCell does, and its values must
+// be the typed parses' bit for bit.
+void ExpectParseCellValueMatches(ColumnType type, const std::string& text) {
+  const Column column{"c", type, false};
+  bool check_widen = false;
+  Status checked = CheckCell(column, Cell{text, false, false}, "f.csv", 7, 2, &check_widen);
+  bool parse_widen = false;
+  CellValue value;
+  const bool fits = ParseCellValue(type, text, &parse_widen, &value);
+  ASSERT_EQ(fits, checked.ok()) << ColumnTypeName(type) << " '" << text << "'";
+  EXPECT_EQ(parse_widen, check_widen) << ColumnTypeName(type) << " '" << text << "'";
+  if (!fits) {
+    EXPECT_EQ(CellMismatch(column, text, "f.csv", 7, 2).message(), checked.message());
+    return;
+  }
+  switch (type) {
+    case ColumnType::kInt64:
+      if (!parse_widen) {
+        ASSERT_TRUE(ParseInt64(text).ok()) << text;
+        EXPECT_EQ(value.integer, *ParseInt64(text)) << text;
+        EXPECT_EQ(value.number, static_cast<double>(*ParseInt64(text))) << text;
+        break;
+      }
+      [[fallthrough]];
+    case ColumnType::kFloat64: {
+      Result<double> parsed = ParseFloat64(text);
+      ASSERT_TRUE(parsed.ok()) << text;
+      EXPECT_EQ(std::bit_cast<uint64_t>(value.number), std::bit_cast<uint64_t>(*parsed)) << text;
+      break;
+    }
+    case ColumnType::kBool: EXPECT_EQ(value.boolean, *ParseBool(text)) << text; break;
+    case ColumnType::kTimestamp: EXPECT_EQ(value.integer, *ParseTimestampMillis(text)) << text; break;
+    case ColumnType::kString:
+    case ColumnType::kCategorical: break;
+  }
+}
+
+TEST(ParseCellValueTest, AgreesWithCheckCellAndTheTypedParsesOnNotableCells) {
+  const std::vector<std::string> texts = {
+      "0", "-0", "+0", "42", "-7", "+12", "007", "999999999999999999", "-999999999999999999",
+      "1000000000000000000", "9223372036854775807", "-9223372036854775808",
+      "9223372036854775808", "-9223372036854775809", "123456789012345678901234567890", "+-5",
+      "-+5", "--5", "+", "-", "", " 1", "1 ", "1_000", "0x10", "2.5", "-0.0", "5.", ".5", "-.5",
+      "+.5", "1e3", "1E-3", "1e", "1e+", "1.2.3", "1,5", "e5", ".", "nan", "NaN", "-nan", "inf",
+      "-Infinity", "+inf", "infinity", "nanx", "1e999", "-1e999", "4.9e-324", "1e-400",
+      "9007199254740993", "9007199254740992.5", "0.1", "123456789.123456789", "3.14159265358979",
+      "true", "False", "TRUE", "tRUE", "yes", "1", "2026-11-01", "2026-11-01T12:00:00.5-05:30",
+      "2026-02-29", "2024-02-29 23:59:59Z", "2026-13-01", "2026-11-01T25:00:00", "2026/11/01",
+      "anything", "two\nlines", std::string(100, '7')};
+  for (ColumnType type : {ColumnType::kInt64, ColumnType::kFloat64, ColumnType::kBool,
+                          ColumnType::kTimestamp, ColumnType::kString, ColumnType::kCategorical}) {
+    for (const std::string& text : texts) ExpectParseCellValueMatches(type, text);
+  }
+}
+
+TEST(ParseCellValueTest, AgreesWithCheckCellAndTheTypedParsesOnRandomCells) {
+  const std::string alphabet = "0123456789.eE+-naifNItrueF:T Z";
+  std::mt19937 random(11);
+  for (int i = 0; i < 20000; ++i) {
+    std::string text;
+    const size_t length = random() % 12;
+    for (size_t k = 0; k < length; ++k) text += alphabet[random() % alphabet.size()];
+    for (ColumnType type : {ColumnType::kInt64, ColumnType::kFloat64, ColumnType::kBool}) {
+      ExpectParseCellValueMatches(type, text);
+    }
+  }
+  // Digits with a sign and a point: the fast paths' territory.
+  for (int i = 0; i < 20000; ++i) {
+    std::string text = random() % 2 ? "-" : random() % 4 == 0 ? "+" : "";
+    const size_t length = 1 + random() % 21;
+    const size_t point = random() % (length + 4);
+    for (size_t k = 0; k < length; ++k) {
+      if (k == point) text += '.';
+      text += static_cast<char>('0' + random() % 10);
+    }
+    ExpectParseCellValueMatches(ColumnType::kInt64, text);
+    ExpectParseCellValueMatches(ColumnType::kFloat64, text);
   }
 }
 
