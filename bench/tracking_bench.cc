@@ -35,6 +35,7 @@
 
 #include <CLI/CLI.hpp>
 #include <algorithm>
+#include <charconv>
 #include <atomic>
 #include <chrono>
 #include <cmath>
@@ -686,24 +687,44 @@ class Floor {
   }
 
  private:
-  // The fastest way each backend has to add many rows: SQLite reuses one prepared statement
-  // (ExecMany) inside the transaction; PostgreSQL gets one multi-row INSERT, so the server plans
-  // and executes once instead of once per row.
+  // The fastest way each backend has to add many rows, with the history's primary key (schema v4)
+  // absorbing identical points (ON CONFLICT DO NOTHING) as kiln's does: SQLite reuses one
+  // prepared statement (ExecMany) inside the transaction; PostgreSQL gets the rows as five arrays
+  // in one INSERT ... SELECT FROM unnest(...), one statement of fixed text (planned once, cached)
+  // and one round trip, which beat a multi-row VALUES list of 6,000 parameters.
   static Status InsertMetrics(store::Transaction& tx,
                               const std::vector<std::vector<Value>>& rows) {
-    constexpr std::string_view kInsert =
-        "INSERT INTO metrics (run_uuid, key, value, is_nan, timestamp, step) VALUES ";
     if (tx.dialect().backend() == store::Backend::kSqlite) {
-      return tx.ExecMany(std::string(kInsert) + "(?, ?, ?, ?, ?, ?)", rows).status();
+      return tx
+          .ExecMany("INSERT INTO metrics (run_uuid, key, value, is_nan, timestamp, step) "
+                    "VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING",
+                    rows)
+          .status();
     }
-    std::string sql(kInsert);
-    std::vector<Value> params;
-    params.reserve(rows.size() * 6);
-    for (size_t i = 0; i < rows.size(); ++i) {
-      sql += i == 0 ? "(?, ?, ?, ?, ?, ?)" : ", (?, ?, ?, ?, ?, ?)";
-      params.insert(params.end(), rows[i].begin(), rows[i].end());
+    std::string keys = "{", values = "{", is_nans = "{", timestamps = "{", steps = "{";
+    auto append = [](std::string& array, const std::string& element) {
+      if (array.size() > 1) array.push_back(',');
+      array += element;
+    };
+    char buffer[32];
+    for (const std::vector<Value>& row : rows) {
+      // Bench keys are plain identifiers; quoting keeps the literal valid for any of them.
+      append(keys, "\"" + std::get<std::string>(row[1]) + "\"");
+      auto end = std::to_chars(buffer, buffer + sizeof(buffer), std::get<double>(row[2])).ptr;
+      append(values, std::string(buffer, end));
+      append(is_nans, std::to_string(std::get<int64_t>(row[3])));
+      append(timestamps, std::to_string(std::get<int64_t>(row[4])));
+      append(steps, std::to_string(std::get<int64_t>(row[5])));
     }
-    return tx.Exec(sql, params).status();
+    for (std::string* array : {&keys, &values, &is_nans, &timestamps, &steps}) {
+      array->push_back('}');
+    }
+    return tx
+        .Exec("INSERT INTO metrics (run_uuid, key, value, is_nan, timestamp, step) "
+              "SELECT ?, k, v, n, t, s FROM unnest(?::text[], ?::float8[], ?::int[], "
+              "?::bigint[], ?::bigint[]) AS p(k, v, n, t, s) ON CONFLICT DO NOTHING",
+              {rows.front()[0], keys, values, is_nans, timestamps, steps})
+        .status();
   }
 
   store::Database* database_;

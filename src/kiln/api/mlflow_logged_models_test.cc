@@ -12,6 +12,7 @@
 #include <utility>
 #include <vector>
 
+#include "kiln/api/mlflow_routes.h"
 #include "kiln/core/file_util.h"
 #include "kiln/core/json.h"
 #include "kiln/http/client.h"
@@ -41,6 +42,8 @@ class LoggedModelRoutesTest : public ::testing::TestWithParam<Backend> {
     store_ = std::make_unique<tracking::LoggedModelStore>(database_.db());
     http::Router router;
     RegisterLoggedModelRoutes(router, *store_, artifacts_.path());
+    // The tracking RPCs too: 3.x clients log a model's metrics through runs/log-batch.
+    RegisterTrackingRoutes(router, *tracking_);
     http::ServerOptions options;
     options.port = 0;
     options.threads = 2;
@@ -275,6 +278,51 @@ TEST_P(LoggedModelRoutesTest, UnknownSubpathsAndMethodsAreEndpointNotFound) {
   Reply method = Send("POST", "/api/2.0/mlflow/logged-models/" + id, "{}");
   EXPECT_EQ(method.status, 405);
   EXPECT_EQ(method.json["error_code"], "ENDPOINT_NOT_FOUND");
+}
+
+TEST_P(LoggedModelRoutesTest, RunMetricsWithModelIdShowUpOnTheModel) {
+  std::string id = CreateModel({{"experiment_id", "0"}})["info"]["model_id"];
+  std::string run_id = Ok("POST", "/runs/create", {{"experiment_id", "0"}})["run"]["info"]["run_id"];
+  // log-batch, as MLflow 3.x's log_metrics(..., model_id=...) sends it; one point has no model.
+  Ok("POST", "/runs/log-batch",
+     {{"run_id", run_id},
+      {"metrics",
+       {{{"key", "acc"}, {"value", 0.9}, {"timestamp", 100}, {"step", 1}, {"model_id", id},
+         {"dataset_name", "eval"}, {"dataset_digest", "d1"}},
+        {{"key", "acc"}, {"value", "NaN"}, {"timestamp", 200}, {"step", 2}, {"model_id", id}},
+        {{"key", "loss"}, {"value", 0.5}, {"timestamp", 100}, {"step", 1}}}}});
+  Ok("POST", "/runs/log-metric",
+     {{"run_id", run_id}, {"key", "f1"}, {"value", 0.7}, {"timestamp", 300}, {"model_id", id}});
+  // A retried batch links nothing twice.
+  Ok("POST", "/runs/log-batch",
+     {{"run_id", run_id},
+      {"metrics", {{{"key", "acc"}, {"value", 0.9}, {"timestamp", 100}, {"step", 1},
+                    {"model_id", id}, {"dataset_name", "eval"}, {"dataset_digest", "d1"}}}}});
+
+  Json model = Ok("GET", "/logged-models/" + id)["model"];
+  EXPECT_EQ(model["data"]["metrics"], Json::parse(R"([
+      {"key": "acc", "value": 0.9, "timestamp": 100, "step": 1, "model_id": ")" + id +
+                                                   R"(", "run_id": ")" + run_id + R"(",
+       "dataset_name": "eval", "dataset_digest": "d1"},
+      {"key": "acc", "value": "NaN", "timestamp": 200, "step": 2, "model_id": ")" + id +
+                                                   R"(", "run_id": ")" + run_id + R"("},
+      {"key": "f1", "value": 0.7, "timestamp": 300, "step": 0, "model_id": ")" + id +
+                                                   R"(", "run_id": ")" + run_id + R"("}])"))
+      << model.dump();
+  // The run has all of them too.
+  Json run = Ok("GET", "/runs/get?run_id=" + run_id)["run"];
+  EXPECT_EQ(run["data"]["metrics"].size(), 3u) << run.dump();
+
+  // An unknown model fails the whole batch: nothing is logged on the run either.
+  Reply unknown = Send("POST", "/api/2.0/mlflow/runs/log-batch",
+                       Json({{"run_id", run_id},
+                             {"metrics", {{{"key", "late"}, {"value", 1}, {"timestamp", 1},
+                                           {"model_id", "m-0123456789abcdef0123456789abcdef"}}}}})
+                           .dump());
+  EXPECT_EQ(unknown.status, 404) << unknown.json.dump();
+  EXPECT_EQ(unknown.json["error_code"], "RESOURCE_DOES_NOT_EXIST");
+  Json after = Ok("GET", "/runs/get?run_id=" + run_id)["run"];
+  EXPECT_EQ(after["data"]["metrics"].size(), 3u) << after.dump();
 }
 
 TEST_P(LoggedModelRoutesTest, ListArtifactsShowsUploadedFiles) {

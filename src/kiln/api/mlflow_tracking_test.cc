@@ -277,6 +277,40 @@ TEST_P(MlflowTrackingTest, LogBatchStoresEverything) {
   EXPECT_EQ(last["metrics"].size(), 99u);
 }
 
+TEST_P(MlflowTrackingTest, LogBatchReadsEveryBodyShapeAlike) {
+  // Plain bodies take the simdjson path, the rest the general one; both must log the same point.
+  struct Case {
+    std::string name;
+    std::string metric;  // the one metric object of the batch
+    std::string run_field = "run_id";
+  };
+  const std::vector<Case> cases = {
+      {"plain", R"({"key": "m", "value": 2.5, "timestamp": 7, "step": 3})"},
+      {"numbers as strings", R"({"key": "m", "value": "2.5", "timestamp": "7", "step": "3"})"},
+      {"float step", R"({"key": "m", "value": 2.5, "timestamp": 7.0, "step": 3.0})"},
+      {"unknown and null members",
+       R"({"key": "m", "value": 2.5, "timestamp": 7, "step": 3, "extra": [1], "model_id": null})"},
+      {"repeated member (the last wins)",
+       R"({"key": "m", "value": 1, "value": 2.5, "timestamp": 7, "step": 3})"},
+      {"run_uuid", R"({"key": "m", "value": 2.5, "timestamp": 7, "step": 3})", "run_uuid"},
+  };
+  for (const Case& c : cases) {
+    std::string run_id = CreateRun("0");
+    Reply reply = server_.Send(
+        "POST", "/api/2.0/mlflow/runs/log-batch",
+        R"({")" + c.run_field + R"(": ")" + run_id + R"(", "metrics": [)" + c.metric + "]}");
+    ASSERT_EQ(reply.status, 200) << c.name << ": " << reply.body;
+    EXPECT_EQ(GetRun(run_id)["data"]["metrics"],
+              Json::parse(R"([{"key": "m", "value": 2.5, "timestamp": 7, "step": 3}])"))
+        << c.name;
+  }
+  // A bad body is answered by the general path, with its message.
+  std::string run_id = CreateRun("0");
+  Reply bad = server_.Send("POST", "/api/2.0/mlflow/runs/log-batch",
+                           R"({"run_id": ")" + run_id + R"(", "metrics": [{"key": "m"}]})");
+  ExpectError(bad, 400, "INVALID_PARAMETER_VALUE");
+}
+
 TEST_P(MlflowTrackingTest, LogBatchRejectsBodiesOverOneMegabyte) {
   std::string run_id = CreateRun("0");
   std::string padding(1000001, ' ');

@@ -2,6 +2,8 @@
 
 #include <fcntl.h>
 #include <sys/file.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -130,6 +132,55 @@ Result<std::unique_ptr<WriteLock>> WriteLock::Acquire(const std::string& objects
 }
 
 WriteLock::~WriteLock() { ::close(fd_); }
+
+namespace {
+
+// Feeds a file to `ingest`. A regular file is mapped, a window at a time, so its bytes are copied
+// once (into their chunks) rather than also by read(); each window is dropped from the mapping
+// once cut, which keeps the resident set small whatever the file's size. Anything else (a pipe)
+// is read in blocks.
+Status ReadInto(const std::string& path, Ingest& ingest,
+                const std::function<void(uint64_t bytes)>& advanced) {
+  int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+  if (fd < 0) return IoError("cannot open '" + path + "': " + std::strerror(errno));
+  struct stat info;
+  Status status;
+  if (::fstat(fd, &info) == 0 && S_ISREG(info.st_mode) && info.st_size > 0) {
+    const size_t size = static_cast<size_t>(info.st_size);
+    void* mapped = ::mmap(nullptr, size, PROT_READ, MAP_PRIVATE, fd, 0);
+    if (mapped != MAP_FAILED) {
+      ::madvise(mapped, size, MADV_SEQUENTIAL);
+      const char* bytes = static_cast<const char*>(mapped);
+      constexpr size_t kWindow = 64 << 20;  // a multiple of the page size
+      for (size_t at = 0; at < size && status.ok(); at += kWindow) {
+        const size_t length = std::min(kWindow, size - at);
+        status = ingest.Append(std::string_view(bytes + at, length));
+        // Append copied what it kept: this window's pages can leave the resident set.
+        ::madvise(const_cast<char*>(bytes) + at, length, MADV_DONTNEED);
+        if (status.ok()) advanced(length);
+      }
+      ::munmap(mapped, size);
+      ::close(fd);
+      return status;
+    }
+  }
+  std::string block(8 << 20, '\0');
+  while (status.ok()) {
+    ssize_t got = ::read(fd, block.data(), block.size());
+    if (got < 0) {
+      if (errno == EINTR) continue;
+      status = IoError("cannot read '" + path + "': " + std::strerror(errno));
+      break;
+    }
+    if (got == 0) break;
+    status = ingest.Append(std::string_view(block.data(), static_cast<size_t>(got)));
+    if (status.ok()) advanced(static_cast<uint64_t>(got));
+  }
+  ::close(fd);
+  return status;
+}
+
+}  // namespace
 
 Status LoadManifest(objects::ObjectStore& objects, TableVersion* version) {
   KILN_ASSIGN_OR_RETURN(std::string text, objects.Get(version->manifest));
@@ -882,25 +933,10 @@ Result<CommitResult> RepositoryImpl::Commit(const CommitRequest& request) {
     if (size_error) target.expected_bytes = 0;
 
     Ingest ingest(objects_.get(), &index, &pool_, &options_, target);
-    int fd = ::open(file.path.c_str(), O_RDONLY | O_CLOEXEC);
-    if (fd < 0) return IoError("cannot open '" + file.path + "': " + std::strerror(errno));
-    std::string block(8 << 20, '\0');
-    Status read_status;
-    while (true) {
-      ssize_t got = ::read(fd, block.data(), block.size());
-      if (got < 0) {
-        if (errno == EINTR) continue;
-        read_status = IoError("cannot read '" + file.path + "': " + std::strerror(errno));
-        break;
-      }
-      if (got == 0) break;
-      read_status = ingest.Append(std::string_view(block.data(), static_cast<size_t>(got)));
-      if (!read_status.ok()) break;
-      done_bytes += static_cast<uint64_t>(got);
+    KILN_RETURN_IF_ERROR(internal::ReadInto(file.path, ingest, [&](uint64_t bytes) {
+      done_bytes += bytes;
       if (request.progress) request.progress(done_bytes, total_bytes);
-    }
-    ::close(fd);
-    KILN_RETURN_IF_ERROR(read_status);
+    }));
     KILN_ASSIGN_OR_RETURN(TableVersion version, ingest.Finish());
     result.stats.push_back(ingest.stats());
     tree[target.name] = std::move(version);

@@ -193,14 +193,25 @@ class SqliteTransaction : public Transaction {
   Result<int64_t> ExecMany(std::string_view sql,
                            const std::vector<std::vector<Value>>& param_rows) override {
     KILN_RETURN_IF_ERROR(CheckUsable());
-    int64_t changed = 0;
-    for (const std::vector<Value>& params : param_rows) {
-      KILN_ASSIGN_OR_RETURN(sqlite3_stmt * statement, PrepareAndBind(sql, params));
-      StatementUse use(statement);
-      KILN_ASSIGN_OR_RETURN(int64_t rows, Step(statement, sql));
-      changed += rows;
+    if (param_rows.empty()) return int64_t{0};
+    // Looked up once; each row only binds, steps and resets.
+    auto prepared = connection_.Prepare(sql);
+    if (!prepared.ok()) {
+      if (prepared.status().code() == StatusCode::kUnavailable) busy_ = true;
+      return FailWith(prepared.status());
     }
-    return changed;
+    sqlite3* db = connection_.handle();
+    const int64_t before = sqlite3_total_changes64(db);
+    for (const std::vector<Value>& params : param_rows) {
+      KILN_RETURN_IF_ERROR(Bind(*prepared, params, sql));
+      StatementUse use(*prepared);
+      for (;;) {
+        int rc = sqlite3_step(*prepared);
+        if (rc == SQLITE_DONE) break;
+        if (rc != SQLITE_ROW) return Fail(rc, sql);
+      }
+    }
+    return sqlite3_total_changes64(db) - before;
   }
 
   Result<int64_t> NextSequenceValue(std::string_view name) override {
@@ -239,7 +250,12 @@ class SqliteTransaction : public Transaction {
       if (prepared.status().code() == StatusCode::kUnavailable) busy_ = true;
       return FailWith(prepared.status());
     }
-    sqlite3_stmt* statement = *prepared;
+    KILN_RETURN_IF_ERROR(Bind(*prepared, params, sql));
+    return *prepared;
+  }
+
+  // Binds `params` to a reset statement; on failure the statement is left unbound.
+  Status Bind(sqlite3_stmt* statement, const std::vector<Value>& params, std::string_view sql) {
     int expected = sqlite3_bind_parameter_count(statement);
     if (expected != static_cast<int>(params.size())) {
       return FailWith(InvalidArgument("SQL statement expects " + std::to_string(expected) +
@@ -265,7 +281,7 @@ class SqliteTransaction : public Transaction {
         return Fail(rc, sql);
       }
     }
-    return statement;
+    return Status::Ok();
   }
 
   Result<int64_t> Step(sqlite3_stmt* statement, std::string_view sql) {

@@ -728,26 +728,34 @@ Status LoggedModelStore::LogParams(const std::string& model_id, const std::vecto
   }, kLoggingDurability);
 }
 
-Status LoggedModelStore::LogMetrics(const std::string& model_id,
-                                    const std::vector<LoggedModelMetric>& metrics) {
+Status WriteLoggedModelMetrics(Transaction& tx, const std::string& model_id,
+                               const std::vector<LoggedModelMetric>& metrics) {
+  KILN_RETURN_IF_ERROR(RequireModel(tx, model_id));
+  if (metrics.empty()) return Status::Ok();
   std::vector<std::vector<Value>> rows;
   rows.reserve(metrics.size());
   for (const LoggedModelMetric& metric : metrics) {
-    KILN_RETURN_IF_ERROR(validation::ValidateEntityName("metric", metric.key));
     bool nan = std::isnan(metric.value);
     rows.push_back({model_id, metric.key, metric.timestamp, metric.step,
                     nan ? 0.0 : metric.value, int64_t{nan ? 1 : 0}, metric.run_id,
                     OptionalText(metric.dataset_name), OptionalText(metric.dataset_digest)});
   }
+  return tx
+      .ExecMany("INSERT INTO logged_model_metrics (model_id, metric_name, metric_timestamp_ms, "
+                "metric_step, metric_value, is_nan, run_id, dataset_name, dataset_digest) "
+                "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (model_id, metric_name, "
+                "metric_timestamp_ms, metric_step, run_id) DO NOTHING",
+                rows)
+      .status();
+}
+
+Status LoggedModelStore::LogMetrics(const std::string& model_id,
+                                    const std::vector<LoggedModelMetric>& metrics) {
+  for (const LoggedModelMetric& metric : metrics) {
+    KILN_RETURN_IF_ERROR(validation::ValidateEntityName("metric", metric.key));
+  }
   return database_->Write([&](Transaction& tx) -> Status {
-    KILN_RETURN_IF_ERROR(RequireModel(tx, model_id));
-    return tx
-        .ExecMany("INSERT INTO logged_model_metrics (model_id, metric_name, metric_timestamp_ms, "
-                  "metric_step, metric_value, is_nan, run_id, dataset_name, dataset_digest) "
-                  "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (model_id, metric_name, "
-                  "metric_timestamp_ms, metric_step, run_id) DO NOTHING",
-                  rows)
-        .status();
+    return WriteLoggedModelMetrics(tx, model_id, metrics);
   }, kLoggingDurability);
 }
 

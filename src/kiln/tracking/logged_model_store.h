@@ -150,4 +150,10 @@ class LoggedModelStore {
   Clock* clock_;
 };
 
+// LogMetrics' work inside the caller's write transaction `tx` (TrackingStore's log-metric and
+// log-batch, so a batch is logged on its run and its models all-or-nothing). NotFound when
+// `model_id` names no model; names are not validated here (the caller has done it).
+Status WriteLoggedModelMetrics(store::Transaction& tx, const std::string& model_id,
+                               const std::vector<LoggedModelMetric>& metrics);
+
 }  // namespace kiln::tracking

@@ -34,11 +34,14 @@
 #include <cctype>
 #include <charconv>
 #include <cmath>
+#include <limits>
 #include <optional>
+#include <unordered_map>
 
 #include "kiln/core/ids.h"
 #include "kiln/core/json.h"
 #include "kiln/tracking/search_filter.h"
+#include "kiln/tracking/tracking_store.h"
 
 namespace kiln::tracking {
 namespace {
@@ -630,54 +633,9 @@ std::string LifecycleTest(std::string_view column, ViewType view_type) {
   return "";
 }
 
-}  // namespace
-
-Result<ViewType> ParseViewType(std::string_view text) {
-  std::string upper(text);
-  for (char& c : upper) c = static_cast<char>(std::toupper(static_cast<unsigned char>(c)));
-  if (upper.empty() || upper == "ACTIVE_ONLY" || upper == "1") return ViewType::kActiveOnly;
-  if (upper == "DELETED_ONLY" || upper == "2") return ViewType::kDeletedOnly;
-  if (upper == "ALL" || upper == "3") return ViewType::kAll;
-  return InvalidArgument("Invalid view type '" + std::string(text) +
-                         "': expected ACTIVE_ONLY, DELETED_ONLY or ALL");
-}
-
-Result<int64_t> DecodePageToken(std::string_view token) {
-  if (token.empty()) return int64_t{0};
-  std::string decoded;
-  if (!Base64Decode(token, &decoded)) {
-    return InvalidArgument("Invalid page token, could not base64-decode");
-  }
-  Result<Json> json = ParseJson(decoded);
-  if (!json.ok() || !json->is_object() || !json->contains("offset")) {
-    return InvalidArgument("Invalid page token, expected base64 of {\"offset\": N}");
-  }
-  const Json& offset = (*json)["offset"];
-  int64_t value = 0;
-  if (offset.is_number_integer()) {
-    value = offset.get<int64_t>();
-  } else if (offset.is_string()) {
-    const std::string& s = offset.get_ref<const std::string&>();
-    auto [ptr, ec] = std::from_chars(s.data(), s.data() + s.size(), value);
-    if (ec != std::errc() || ptr != s.data() + s.size()) {
-      return InvalidArgument("Invalid page token, offset '" + s + "' is not an integer");
-    }
-  } else {
-    return InvalidArgument("Invalid page token, offset is not an integer");
-  }
-  if (value < 0) {
-    return InvalidArgument("Invalid page token, offset " + std::to_string(value) +
-                           " is negative");
-  }
-  return value;
-}
-
-std::string EncodePageToken(int64_t offset) {
-  // Byte-for-byte what Python's json.dumps({"offset": n}) gives, so tokens are interchangeable.
-  return Base64Encode("{\"offset\": " + std::to_string(offset) + "}");
-}
-
-Result<SqlStatement> BuildRunSearchSql(const RunSearchSpec& spec, const store::Dialect& dialect) {
+// The page query of a runs search selecting `columns` (of runs r) in the order of the results.
+Result<SqlStatement> BuildRunPageSql(const RunSearchSpec& spec, const store::Dialect& dialect,
+                                     std::string_view columns) {
   KILN_RETURN_IF_ERROR(CheckPaging(spec.max_results, spec.offset));
   const Domain& domain = RunDomain();
   QueryBuilder query(dialect);
@@ -739,7 +697,59 @@ Result<SqlStatement> BuildRunSearchSql(const RunSearchSpec& spec, const store::D
   // differently on the two backends), and this shape matches runs_experiment_start.
   query.AddOrder("r.start_time DESC");
   query.AddOrder("r.run_uuid ASC");
-  return query.Finish("SELECT r.run_uuid FROM runs r", spec.max_results + 1, spec.offset);
+  return query.Finish("SELECT " + std::string(columns) + " FROM runs r", spec.max_results + 1,
+                      spec.offset);
+}
+
+}  // namespace
+
+Result<ViewType> ParseViewType(std::string_view text) {
+  std::string upper(text);
+  for (char& c : upper) c = static_cast<char>(std::toupper(static_cast<unsigned char>(c)));
+  if (upper.empty() || upper == "ACTIVE_ONLY" || upper == "1") return ViewType::kActiveOnly;
+  if (upper == "DELETED_ONLY" || upper == "2") return ViewType::kDeletedOnly;
+  if (upper == "ALL" || upper == "3") return ViewType::kAll;
+  return InvalidArgument("Invalid view type '" + std::string(text) +
+                         "': expected ACTIVE_ONLY, DELETED_ONLY or ALL");
+}
+
+Result<int64_t> DecodePageToken(std::string_view token) {
+  if (token.empty()) return int64_t{0};
+  std::string decoded;
+  if (!Base64Decode(token, &decoded)) {
+    return InvalidArgument("Invalid page token, could not base64-decode");
+  }
+  Result<Json> json = ParseJson(decoded);
+  if (!json.ok() || !json->is_object() || !json->contains("offset")) {
+    return InvalidArgument("Invalid page token, expected base64 of {\"offset\": N}");
+  }
+  const Json& offset = (*json)["offset"];
+  int64_t value = 0;
+  if (offset.is_number_integer()) {
+    value = offset.get<int64_t>();
+  } else if (offset.is_string()) {
+    const std::string& s = offset.get_ref<const std::string&>();
+    auto [ptr, ec] = std::from_chars(s.data(), s.data() + s.size(), value);
+    if (ec != std::errc() || ptr != s.data() + s.size()) {
+      return InvalidArgument("Invalid page token, offset '" + s + "' is not an integer");
+    }
+  } else {
+    return InvalidArgument("Invalid page token, offset is not an integer");
+  }
+  if (value < 0) {
+    return InvalidArgument("Invalid page token, offset " + std::to_string(value) +
+                           " is negative");
+  }
+  return value;
+}
+
+std::string EncodePageToken(int64_t offset) {
+  // Byte-for-byte what Python's json.dumps({"offset": n}) gives, so tokens are interchangeable.
+  return Base64Encode("{\"offset\": " + std::to_string(offset) + "}");
+}
+
+Result<SqlStatement> BuildRunSearchSql(const RunSearchSpec& spec, const store::Dialect& dialect) {
+  return BuildRunPageSql(spec, dialect, "r.run_uuid");
 }
 
 Result<SqlStatement> BuildExperimentSearchSql(const ExperimentSearchSpec& spec,
@@ -803,6 +813,212 @@ Result<SqlStatement> BuildModelVersionSearchSql(const ModelVersionSearchSpec& sp
   if (!HasAttribute(keys, "v.version")) query.AddOrder("v.version DESC");
   return query.Finish("SELECT v.name, v.version FROM model_versions v", spec.max_results + 1,
                       spec.offset);
+}
+
+// --- Loading a page of runs ----------------------------------------------------------------------
+
+namespace {
+
+// The runs' own columns, in ReadRunInfo's order.
+constexpr std::string_view kRunPageColumns =
+    "r.run_uuid, r.name, r.experiment_id, r.user_id, r.status, r.start_time, r.end_time, "
+    "r.artifact_uri, r.lifecycle_stage";
+// Page ids per child query: one statement for a page of up to 1,000 runs, and far below SQLite's
+// bound-parameter limit.
+constexpr size_t kIdChunk = 1000;
+
+// A text cell without copying it ("" for NULL or a non-text value).
+std::string_view TextCell(const store::Rows& rows, size_t row, size_t column) {
+  const auto* text = std::get_if<std::string>(&rows.at(row, column));
+  return text != nullptr ? std::string_view(*text) : std::string_view();
+}
+
+int64_t IntCell(const store::Rows& rows, size_t row, size_t column) {
+  const store::Value& value = rows.at(row, column);
+  if (const auto* integer = std::get_if<int64_t>(&value)) return *integer;
+  if (const auto* real = std::get_if<double>(&value)) return static_cast<int64_t>(*real);
+  return 0;
+}
+
+double DoubleCell(const store::Rows& rows, size_t row, size_t column) {
+  const store::Value& value = rows.at(row, column);
+  if (const auto* real = std::get_if<double>(&value)) return *real;
+  if (const auto* integer = std::get_if<int64_t>(&value)) return static_cast<double>(*integer);
+  return 0;
+}
+
+RunInfo ReadRunInfo(const store::Rows& rows, size_t i) {
+  RunInfo info;
+  info.run_id = TextCell(rows, i, 0);
+  info.run_name = TextCell(rows, i, 1);
+  info.experiment_id = std::to_string(IntCell(rows, i, 2));
+  info.user_id = TextCell(rows, i, 3);
+  info.status = TextCell(rows, i, 4);
+  info.start_time = IntCell(rows, i, 5);
+  if (!rows.IsNull(i, 6)) info.end_time = IntCell(rows, i, 6);
+  info.artifact_uri = TextCell(rows, i, 7);
+  info.lifecycle_stage = TextCell(rows, i, 8);
+  return info;
+}
+
+// `column IN (...)` over ids[begin, end): bound parameters on SQLite; on PostgreSQL one text[]
+// parameter (`= ANY`), so the statement text is the same for every page and its planning does not
+// grow with the page.
+std::string IdsTest(const store::Dialect& dialect, std::string_view column,
+                    const std::vector<const std::string*>& ids, size_t begin, size_t end,
+                    std::vector<store::Value>* params) {
+  std::string sql(column);
+  if (dialect.backend() == store::Backend::kPostgres) {
+    std::string array = "{";
+    for (size_t i = begin; i < end; ++i) {
+      if (i > begin) array.push_back(',');
+      array.push_back('"');
+      for (char c : *ids[i]) {
+        if (c == '"' || c == '\\') array.push_back('\\');
+        array.push_back(c);
+      }
+      array.push_back('"');
+    }
+    array.push_back('}');
+    params->emplace_back(std::move(array));
+    return sql + " = ANY(CAST(? AS text[]))";
+  }
+  sql += " IN (";
+  for (size_t i = begin; i < end; ++i) {
+    sql += i == begin ? "?" : ", ?";
+    params->emplace_back(*ids[i]);
+  }
+  return sql + ")";
+}
+
+// Adds the children of runs ids[begin, end) to their runs (`position` maps an id to its run).
+Status LoadChildren(store::Transaction& tx, const std::vector<const std::string*>& ids,
+                    size_t begin, size_t end,
+                    const std::unordered_map<std::string_view, Run*>& position) {
+  // Child rows mostly arrive grouped by run (SQLite walks the IN list through the primary key),
+  // so the last lookup is remembered.
+  std::string_view last_id;
+  Run* last_run = nullptr;
+  auto find = [&](std::string_view id) -> Run* {
+    if (last_run != nullptr && id == last_id) return last_run;
+    auto it = position.find(id);
+    if (it == position.end()) return nullptr;
+    last_id = it->first;
+    last_run = it->second;
+    return last_run;
+  };
+  const store::Dialect& dialect = tx.dialect();
+  std::vector<store::Value> params;
+  std::string test = IdsTest(dialect, "run_uuid", ids, begin, end, &params);
+
+  KILN_ASSIGN_OR_RETURN(
+      store::Rows metric_rows,
+      tx.Query("SELECT run_uuid, key, value, is_nan, timestamp, step FROM latest_metrics WHERE " +
+                   test,
+               params));
+  for (size_t i = 0; i < metric_rows.size(); ++i) {
+    if (Run* run = find(TextCell(metric_rows, i, 0))) {
+      Metric& metric = run->metrics.emplace_back();
+      metric.key = TextCell(metric_rows, i, 1);
+      metric.value = IntCell(metric_rows, i, 3) != 0 ? std::numeric_limits<double>::quiet_NaN()
+                                                     : DoubleCell(metric_rows, i, 2);
+      metric.timestamp = IntCell(metric_rows, i, 4);
+      metric.step = IntCell(metric_rows, i, 5);
+    }
+  }
+  KILN_ASSIGN_OR_RETURN(store::Rows param_rows,
+                        tx.Query("SELECT run_uuid, key, value FROM params WHERE " + test, params));
+  for (size_t i = 0; i < param_rows.size(); ++i) {
+    if (Run* run = find(TextCell(param_rows, i, 0))) {
+      run->params.push_back({std::string(TextCell(param_rows, i, 1)),
+                             std::string(TextCell(param_rows, i, 2))});
+    }
+  }
+  KILN_ASSIGN_OR_RETURN(store::Rows tag_rows,
+                        tx.Query("SELECT run_uuid, key, value FROM tags WHERE " + test, params));
+  for (size_t i = 0; i < tag_rows.size(); ++i) {
+    if (Run* run = find(TextCell(tag_rows, i, 0))) {
+      run->tags.push_back({std::string(TextCell(tag_rows, i, 1)),
+                           std::string(TextCell(tag_rows, i, 2))});
+    }
+  }
+
+  std::vector<store::Value> input_params;
+  std::string input_test = IdsTest(dialect, "i.destination_id", ids, begin, end, &input_params);
+  KILN_ASSIGN_OR_RETURN(
+      store::Rows input_rows,
+      tx.Query("SELECT i.destination_id, i.input_uuid, d.name, d.digest, d.source_type, "
+               "d.source, d.schema, d.profile FROM inputs i JOIN datasets d ON "
+               "d.dataset_uuid = i.source_id WHERE i.source_type = 'DATASET' AND "
+               "i.destination_type = 'RUN' AND " +
+                   input_test + " ORDER BY i.destination_id, d.name, d.digest",
+               input_params));
+  if (input_rows.empty()) return Status::Ok();
+  KILN_ASSIGN_OR_RETURN(
+      store::Rows input_tag_rows,
+      tx.Query("SELECT t.input_uuid, t.name, t.value FROM input_tags t JOIN inputs i ON "
+               "i.input_uuid = t.input_uuid WHERE i.destination_type = 'RUN' AND " +
+                   input_test + " ORDER BY t.input_uuid, t.name",
+               input_params));
+  std::unordered_map<std::string_view, std::vector<Tag>> tags_by_input;
+  for (size_t i = 0; i < input_tag_rows.size(); ++i) {
+    tags_by_input[TextCell(input_tag_rows, i, 0)].push_back(
+        {std::string(TextCell(input_tag_rows, i, 1)), std::string(TextCell(input_tag_rows, i, 2))});
+  }
+  for (size_t i = 0; i < input_rows.size(); ++i) {
+    Run* run = find(TextCell(input_rows, i, 0));
+    if (run == nullptr) continue;
+    DatasetInput& input = run->inputs.emplace_back();
+    Dataset& dataset = input.dataset;
+    dataset.name = TextCell(input_rows, i, 2);
+    dataset.digest = TextCell(input_rows, i, 3);
+    dataset.source_type = TextCell(input_rows, i, 4);
+    dataset.source = TextCell(input_rows, i, 5);
+    dataset.schema = TextCell(input_rows, i, 6);
+    dataset.profile = TextCell(input_rows, i, 7);
+    if (auto it = tags_by_input.find(TextCell(input_rows, i, 1)); it != tags_by_input.end()) {
+      input.tags = std::move(it->second);
+    }
+  }
+  return Status::Ok();
+}
+
+}  // namespace
+
+Result<Page<Run>> SearchRunPage(store::Transaction& tx, const RunSearchSpec& spec) {
+  KILN_ASSIGN_OR_RETURN(SqlStatement statement,
+                        BuildRunPageSql(spec, tx.dialect(), kRunPageColumns));
+  KILN_ASSIGN_OR_RETURN(store::Rows rows, tx.Query(statement.sql, statement.params));
+  Page<Run> page;
+  size_t count = std::min(rows.size(), static_cast<size_t>(spec.max_results));
+  if (rows.size() > count) page.next_page_token = EncodePageToken(spec.offset + spec.max_results);
+  page.items.resize(count);
+  std::vector<const std::string*> ids(count);
+  // Keys view the runs' own ids: page.items is not resized again while the map lives.
+  std::unordered_map<std::string_view, Run*> position;
+  position.reserve(count);
+  for (size_t i = 0; i < count; ++i) {
+    Run& run = page.items[i];
+    run.info = ReadRunInfo(rows, i);
+    ids[i] = &run.info.run_id;
+    position.emplace(run.info.run_id, &run);
+  }
+  for (size_t begin = 0; begin < count; begin += kIdChunk) {
+    KILN_RETURN_IF_ERROR(
+        LoadChildren(tx, ids, begin, std::min(count, begin + kIdChunk), position));
+  }
+  auto key_less = [](const auto& a, const auto& b) { return a.key < b.key; };
+  auto sort_by_key = [&](auto& items) {
+    if (!std::is_sorted(items.begin(), items.end(), key_less)) {
+      std::sort(items.begin(), items.end(), key_less);
+    }
+  };
+  for (Run& run : page.items) {
+    sort_by_key(run.metrics);
+    sort_by_key(run.params);
+    sort_by_key(run.tags);
+  }
+  return page;
 }
 
 }  // namespace kiln::tracking

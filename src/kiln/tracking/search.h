@@ -47,6 +47,17 @@ struct RunSearchSpec {
 // SELECT run_uuid ... ORDER BY <order_by>, start_time DESC, run_uuid LIMIT max+1 OFFSET offset.
 Result<SqlStatement> BuildRunSearchSql(const RunSearchSpec& spec, const store::Dialect& dialect);
 
+struct Run;  // tracking_store.h
+template <typename T>
+struct Page;  // tracking_store.h
+
+// Runs a runs search in `tx` and loads its page whole, in order, with next_page_token set when
+// more runs follow. Statements: the page query (BuildRunSearchSql's, selecting the runs' own
+// columns), then per chunk of page ids one query each for latest metrics, params, tags and
+// dataset inputs (+ their tags when there are any). A run's metrics, params and tags are sorted
+// by key (byte order), its inputs by dataset name then digest, an input's tags by name.
+Result<Page<Run>> SearchRunPage(store::Transaction& tx, const RunSearchSpec& spec);
+
 struct ExperimentSearchSpec {
   std::string filter;  // name, creation_time, last_update_time, tags.<k>
   std::vector<std::string> order_by;

@@ -10,6 +10,7 @@
 
 #include "kiln/core/ids.h"
 #include "kiln/tracking/search_filter.h"
+#include "kiln/tracking/tracking_store.h"
 #include "tests/support/test_database.h"
 
 namespace kiln::tracking {
@@ -752,6 +753,167 @@ TEST_P(SearchExecutionTest, RegisteredModelsAndVersions) {
 }
 
 INSTANTIATE_TEST_SUITE_P(Backends, SearchExecutionTest,
+                         ::testing::ValuesIn(kiln::testing::AllBackends()),
+                         kiln::testing::BackendName);
+
+// --- SearchRunPage: the page with its runs loaded whole --------------------------------------------
+
+// Every field of two runs, NaN equal to NaN; "" when equal, else what differs.
+std::string RunDifference(const Run& a, const Run& b) {
+  const RunInfo& x = a.info;
+  const RunInfo& y = b.info;
+  if (std::tie(x.run_id, x.run_name, x.experiment_id, x.user_id, x.status, x.start_time,
+               x.end_time, x.artifact_uri, x.lifecycle_stage) !=
+      std::tie(y.run_id, y.run_name, y.experiment_id, y.user_id, y.status, y.start_time,
+               y.end_time, y.artifact_uri, y.lifecycle_stage)) {
+    return "info of " + x.run_id + " / " + y.run_id;
+  }
+  auto tags_equal = [](const std::vector<Tag>& p, const std::vector<Tag>& q) {
+    return std::equal(p.begin(), p.end(), q.begin(), q.end(), [](const Tag& l, const Tag& r) {
+      return l.key == r.key && l.value == r.value;
+    });
+  };
+  if (!tags_equal(a.params, b.params)) return "params of " + x.run_id;
+  if (!tags_equal(a.tags, b.tags)) return "tags of " + x.run_id;
+  bool metrics_equal = std::equal(
+      a.metrics.begin(), a.metrics.end(), b.metrics.begin(), b.metrics.end(),
+      [](const Metric& l, const Metric& r) {
+        bool values = std::isnan(l.value) ? std::isnan(r.value) : l.value == r.value;
+        return l.key == r.key && values && l.timestamp == r.timestamp && l.step == r.step;
+      });
+  if (!metrics_equal) return "metrics of " + x.run_id;
+  bool inputs_equal = std::equal(
+      a.inputs.begin(), a.inputs.end(), b.inputs.begin(), b.inputs.end(),
+      [&](const DatasetInput& l, const DatasetInput& r) {
+        const Dataset& d = l.dataset;
+        const Dataset& e = r.dataset;
+        return tags_equal(l.tags, r.tags) &&
+               std::tie(d.name, d.digest, d.source_type, d.source, d.schema, d.profile) ==
+                   std::tie(e.name, e.digest, e.source_type, e.source, e.schema, e.profile);
+      });
+  if (!inputs_equal) return "inputs of " + x.run_id;
+  return "";
+}
+
+// (Inside a gtest fixture, `Run` names testing::Test::Run.)
+using RunPage = Page<kiln::tracking::Run>;
+
+class SearchRunPageTest : public SearchExecutionTest {
+ protected:
+  RunPage Search(RunSearchSpec spec) {
+    RunPage page;
+    Status status = db()->Read([&](store::Transaction& tx) -> Status {
+      KILN_ASSIGN_OR_RETURN(page, SearchRunPage(tx, spec));
+      return Status::Ok();
+    });
+    EXPECT_TRUE(status.ok()) << status.ToString();
+    return page;
+  }
+
+  // Checks that `page` holds the runs of BuildRunSearchSql's page, each equal to GetRun's.
+  void ExpectSameAsGetRun(const RunPage& page, const RunSearchSpec& spec) {
+    std::vector<std::string> expected = Keys(BuildRunSearchSql(spec, db()->dialect()));
+    if (static_cast<int64_t>(expected.size()) > spec.max_results) expected.pop_back();
+    std::vector<std::string> ids;
+    for (const auto& run : page.items) ids.push_back(run.info.run_id);
+    EXPECT_EQ(ids, expected) << spec.filter;
+    Result<std::unique_ptr<TrackingStore>> store = TrackingStore::Open(db());
+    ASSERT_TRUE(store.ok()) << store.status().ToString();
+    for (const auto& run : page.items) {
+      Result<kiln::tracking::Run> stored = (*store)->GetRun(run.info.run_id);
+      ASSERT_TRUE(stored.ok()) << stored.status().ToString();
+      EXPECT_EQ(RunDifference(run, *stored), "");
+    }
+  }
+};
+
+TEST_P(SearchRunPageTest, LoadsEachRunAsGetRunDoesInSearchOrder) {
+  const std::vector<std::pair<std::string, std::vector<std::string>>> searches = {
+      {"", {}},
+      {"metrics.auc > 0.9", {"metrics.auc DESC"}},
+      {"params.model = 'xgb'", {"metrics.auc ASC"}},
+      {"tags.team ILIKE 'vision'", {"start_time ASC"}},
+      {"", {"metrics.auc DESC"}},  // NaN and missing metrics last
+  };
+  for (const auto& [filter, order_by] : searches) {
+    RunSearchSpec spec = RunSpec(filter, order_by);
+    ExpectSameAsGetRun(Search(spec), spec);
+  }
+}
+
+TEST_P(SearchRunPageTest, ChildrenAreSortedByKeyAndNaNIsKept) {
+  RunPage page = Search(RunSpec("run_id IN ('a1', 'b2', 'c3')", {"start_time DESC"}));
+  ASSERT_EQ(page.items.size(), 3u);
+  const auto& a1 = page.items[0];
+  ASSERT_EQ(a1.params.size(), 2u);
+  EXPECT_EQ(a1.params[0].key, "lr");
+  EXPECT_EQ(a1.params[1].key, "model");
+  const auto& b2 = page.items[1];
+  EXPECT_FALSE(b2.info.end_time.has_value());
+  ASSERT_EQ(b2.inputs.size(), 1u);
+  EXPECT_EQ(b2.inputs[0].dataset.name, "train");
+  ASSERT_EQ(b2.inputs[0].tags.size(), 1u);
+  EXPECT_EQ(b2.inputs[0].tags[0].value, "training");
+  const auto& c3 = page.items[2];
+  ASSERT_EQ(c3.metrics.size(), 1u);
+  EXPECT_TRUE(std::isnan(c3.metrics[0].value));
+  EXPECT_EQ(c3.tags[0].value, "it's");
+}
+
+TEST_P(SearchRunPageTest, PagesWithTokens) {
+  RunSearchSpec spec = RunSpec("");
+  spec.max_results = 3;
+  RunPage first = Search(spec);
+  EXPECT_EQ(first.next_page_token, EncodePageToken(3));
+  ExpectSameAsGetRun(first, spec);
+  spec.offset = 3;
+  RunPage second = Search(spec);
+  EXPECT_EQ(second.next_page_token, "");
+  ASSERT_EQ(second.items.size(), 1u);
+  EXPECT_EQ(second.items[0].info.run_id, "d4");
+  spec.experiment_ids = {};
+  EXPECT_TRUE(Search(spec).items.empty());
+}
+
+TEST_P(SearchRunPageTest, PagesLargerThanOneIdChunkKeepEveryChild) {
+  constexpr int64_t kRuns = 1203;  // over one chunk of 1,000 page ids
+  ASSERT_TRUE(db()->Write([&](store::Transaction& tx) -> Status {
+    std::vector<std::vector<store::Value>> runs, params, metrics;
+    for (int64_t i = 0; i < kRuns; ++i) {
+      std::string id = "bulk" + std::to_string(10000 + i);
+      runs.push_back({id, int64_t{10000} + i});
+      params.push_back({id, "p" + std::to_string(i)});
+      metrics.push_back({id, static_cast<double>(i)});
+    }
+    KILN_RETURN_IF_ERROR(tx.ExecMany("INSERT INTO runs (run_uuid, experiment_id, start_time, "
+                                     "lifecycle_stage) VALUES (?, 3, ?, 'active')",
+                                     runs)
+                             .status());
+    KILN_RETURN_IF_ERROR(
+        tx.ExecMany("INSERT INTO params VALUES (?, 'k', ?)", params).status());
+    return tx
+        .ExecMany("INSERT INTO latest_metrics (run_uuid, key, value, is_nan, timestamp, step) "
+                  "VALUES (?, 'm', ?, 0, 1, 0)",
+                  metrics)
+        .status();
+  }).ok());
+  RunSearchSpec spec;
+  spec.experiment_ids = {3};
+  spec.max_results = 5000;
+  RunPage page = Search(spec);
+  ASSERT_EQ(page.items.size(), static_cast<size_t>(kRuns));
+  for (size_t i = 0; i < page.items.size(); ++i) {
+    const auto& run = page.items[i];
+    int64_t n = kRuns - 1 - static_cast<int64_t>(i);  // start_time DESC
+    ASSERT_EQ(run.info.run_id, "bulk" + std::to_string(10000 + n));
+    ASSERT_EQ(run.params.size(), 1u);
+    EXPECT_EQ(run.params[0].value, "p" + std::to_string(n));
+    ASSERT_EQ(run.metrics.size(), 1u);
+    EXPECT_EQ(run.metrics[0].value, static_cast<double>(n));
+  }
+}
+
+INSTANTIATE_TEST_SUITE_P(Backends, SearchRunPageTest,
                          ::testing::ValuesIn(kiln::testing::AllBackends()),
                          kiln::testing::BackendName);
 

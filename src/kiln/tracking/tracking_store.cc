@@ -19,11 +19,13 @@
 #include <map>
 #include <set>
 #include <tuple>
+#include <type_traits>
 #include <unordered_map>
 #include <utility>
 
 #include "kiln/core/ids.h"
 #include "kiln/core/json.h"
+#include "kiln/tracking/logged_model_store.h"
 #include "kiln/tracking/tracking_validation.h"
 
 namespace kiln::tracking {
@@ -349,8 +351,9 @@ Status ValidateBatchLimit(std::string_view entities, size_t limit, size_t count)
 
 // Upserts run tags; `tags` maps key to value (so keys are unique and in a stable order, which
 // keeps row-lock order the same across concurrent PostgreSQL writers).
+// `sync_run_name` false: the caller has already written runs.name (a new run).
 Status WriteTags(Transaction& tx, const std::string& run_id,
-                 const std::map<std::string, std::string>& tags) {
+                 const std::map<std::string, std::string>& tags, bool sync_run_name = true) {
   if (tags.empty()) return Status::Ok();
   std::vector<std::vector<Value>> rows;
   rows.reserve(tags.size());
@@ -360,7 +363,7 @@ Status WriteTags(Transaction& tx, const std::string& run_id,
                   "ON CONFLICT (run_uuid, key) DO UPDATE SET value = excluded.value",
                   rows)
           .status());
-  if (auto it = tags.find(std::string(kRunNameTag)); it != tags.end()) {
+  if (auto it = tags.find(std::string(kRunNameTag)); sync_run_name && it != tags.end()) {
     KILN_RETURN_IF_ERROR(
         tx.Exec("UPDATE runs SET name = ? WHERE run_uuid = ?", {it->second, run_id}).status());
   }
@@ -368,17 +371,29 @@ Status WriteTags(Transaction& tx, const std::string& run_id,
 }
 
 // Inserts params that are new; a key already logged with another value fails the whole write
-// with MLflow's log-batch message. `params` maps key to (truncated) value.
+// with MLflow's log-batch message. `params` maps key to (truncated) value. The insert comes first:
+// when every row goes in (the usual case) no lookup is needed; otherwise the stored values are
+// compared, and a conflict fails the write, so the transaction takes back what went in.
 Status WriteParams(Transaction& tx, const std::string& run_id,
                    const std::map<std::string, std::string>& params) {
   if (params.empty()) return Status::Ok();
+  std::vector<std::vector<Value>> rows;
+  rows.reserve(params.size());
+  for (const auto& [key, value] : params) rows.push_back({run_id, key, value});
+  // DO NOTHING: a key logged before (or by a concurrent writer) keeps its first value.
+  KILN_ASSIGN_OR_RETURN(
+      int64_t inserted,
+      tx.ExecMany(
+          "INSERT INTO params (run_uuid, key, value) VALUES (?, ?, ?) ON CONFLICT DO NOTHING",
+          rows));
+  if (inserted == static_cast<int64_t>(params.size())) return Status::Ok();
+
   std::vector<Value> lookup = {run_id};
   for (const auto& entry : params) lookup.emplace_back(entry.first);
   KILN_ASSIGN_OR_RETURN(Rows existing,
                         tx.Query("SELECT key, value FROM params WHERE run_uuid = ? AND key IN (" +
                                      Placeholders(params.size()) + ") ORDER BY key",
                                  lookup));
-  std::set<std::string> already_logged;
   std::string non_matching;
   for (size_t i = 0; i < existing.size(); ++i) {
     std::string key = existing.Text(i, 0);
@@ -389,28 +404,81 @@ Status WriteParams(Transaction& tx, const std::string& run_id,
       non_matching += "{'key': " + PythonRepr(key) + ", 'old_value': " + PythonRepr(old_value) +
                       ", 'new_value': " + PythonRepr(new_value) + "}";
     }
-    already_logged.insert(std::move(key));
   }
   if (!non_matching.empty()) {
     return InvalidArgument("Changing param values is not allowed. Params were already logged='[" +
                            non_matching + "]' for run ID='" + run_id + "'.");
   }
-  std::vector<std::vector<Value>> rows;
-  for (const auto& [key, value] : params) {
-    if (!already_logged.contains(key)) rows.push_back({run_id, key, value});
+  return Status::Ok();
+}
+
+// PostgreSQL array literal elements (text input form), appended to `out` after a comma if needed.
+void AppendArrayText(std::string& out, std::string_view text) {
+  out += out.size() > 1 ? ",\"" : "\"";
+  for (char c : text) {
+    if (c == '"' || c == '\\') out.push_back('\\');
+    out.push_back(c);
   }
-  if (rows.empty()) return Status::Ok();
-  // DO NOTHING: a concurrent writer may have logged the same key since the SELECT; the values
-  // then may differ, which (as in MLflow under the same race) the first writer wins.
+  out.push_back('"');
+}
+
+template <typename Number>
+void AppendArrayNumber(std::string& out, Number value) {
+  if (out.size() > 1) out.push_back(',');
+  if constexpr (std::is_floating_point_v<Number>) {
+    if (std::isinf(value)) {
+      out += value > 0 ? "Infinity" : "-Infinity";
+      return;
+    }
+  }
+  char buffer[32];
+  auto result = std::to_chars(buffer, buffer + sizeof(buffer), value);  // shortest round trip
+  out.append(buffer, result.ptr);
+}
+
+// Inserts the points into the history; identical points are stored once. SQLite reuses one
+// prepared statement per row (its fastest bulk path); PostgreSQL gets the whole batch as five
+// arrays in one statement of fixed text, planned once and run in one round trip.
+Status InsertMetricHistory(Transaction& tx, const std::string& run_id,
+                           const std::vector<StoredMetric>& points) {
+  if (tx.dialect().backend() == store::Backend::kSqlite) {
+    std::vector<std::vector<Value>> rows;
+    rows.reserve(points.size());
+    for (const StoredMetric& point : points) {
+      rows.push_back({run_id, std::string(point.key), point.value, point.is_nan, point.timestamp,
+                      point.step});
+    }
+    return tx
+        .ExecMany("INSERT INTO metrics (run_uuid, key, value, is_nan, timestamp, step) "
+                  "VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING",
+                  rows)
+        .status();
+  }
+  std::string keys = "{", values = "{", is_nans = "{", timestamps = "{", steps = "{";
+  keys.reserve(points.size() * 16);
+  values.reserve(points.size() * 24);
+  timestamps.reserve(points.size() * 14);
+  for (const StoredMetric& point : points) {
+    AppendArrayText(keys, point.key);
+    AppendArrayNumber(values, point.value);
+    AppendArrayNumber(is_nans, point.is_nan);
+    AppendArrayNumber(timestamps, point.timestamp);
+    AppendArrayNumber(steps, point.step);
+  }
+  for (std::string* array : {&keys, &values, &is_nans, &timestamps, &steps}) array->push_back('}');
   return tx
-      .ExecMany("INSERT INTO params (run_uuid, key, value) VALUES (?, ?, ?) ON CONFLICT DO NOTHING",
-                rows)
+      .Exec("INSERT INTO metrics (run_uuid, key, value, is_nan, timestamp, step) "
+            "SELECT ?, k, v, n, t, s FROM unnest(?::text[], ?::float8[], ?::int[], ?::bigint[], "
+            "?::bigint[]) AS p(k, v, n, t, s) ON CONFLICT DO NOTHING",
+            {run_id, std::move(keys), std::move(values), std::move(is_nans),
+             std::move(timestamps), std::move(steps)})
       .status();
 }
 
-// Appends metric points to the history and advances latest_metrics: one query for points already
-// stored, then one insert per new point and one upsert per key, as prepared statements reused
-// across rows.
+// Appends metric points to the history and advances latest_metrics. The history's primary key is
+// the whole point, so an identical point (repeated in the batch, or sent again by a client retry)
+// is stored once by ON CONFLICT DO NOTHING, with no lookup first. latest_metrics gets one upsert
+// per key with the batch's winning point, whose WHERE keeps whichever point is later.
 Status WriteMetrics(Transaction& tx, const std::string& run_id,
                     const std::vector<Metric>& metrics) {
   if (metrics.empty()) return Status::Ok();
@@ -418,80 +486,30 @@ Status WriteMetrics(Transaction& tx, const std::string& run_id,
   stored.reserve(metrics.size());
   for (const Metric& metric : metrics) stored.push_back(ToStored(metric));
 
-  // Sorted by identity, so identical points sit together and each is written once (MLflow's
-  // primary key over all of a point's fields dedupes them too).
-  std::vector<const StoredMetric*> order;
-  order.reserve(stored.size());
-  for (const StoredMetric& point : stored) order.push_back(&point);
-  std::sort(order.begin(), order.end(), [](const StoredMetric* a, const StoredMetric* b) {
-    return a->Identity() < b->Identity();
-  });
-  std::map<std::string_view, const StoredMetric*> latest;
-  int64_t min_step = order.front()->step, max_step = min_step;
-  int64_t min_time = order.front()->timestamp, max_time = min_time;
-  for (const StoredMetric* point : order) {
-    auto [it, inserted] = latest.emplace(point->key, point);
-    if (!inserted && point->IsLaterThan(*it->second)) it->second = point;
-    min_step = std::min(min_step, point->step);
-    max_step = std::max(max_step, point->step);
-    min_time = std::min(min_time, point->timestamp);
-    max_time = std::max(max_time, point->timestamp);
-  }
-
-  // Points stored by an earlier request (a client retry) are not stored twice. One range query
-  // over the (run_uuid, key, step, timestamp) index finds them; for the usual batch of new steps
-  // it returns nothing. (A per-row INSERT ... WHERE NOT EXISTS would be simpler, but SQLite
-  // materialises such a self-referencing INSERT through a temporary table, row by row.)
-  std::vector<Value> probe = {run_id};
-  for (const auto& entry : latest) probe.emplace_back(std::string(entry.first));
-  probe.insert(probe.end(), {min_step, max_step, min_time, max_time});
-  KILN_ASSIGN_OR_RETURN(
-      Rows existing,
-      tx.Query("SELECT key, timestamp, step, value, is_nan FROM metrics WHERE run_uuid = ? AND "
-               "key IN (" +
-                   Placeholders(latest.size()) +
-                   ") AND step BETWEEN ? AND ? AND "
-                   "timestamp BETWEEN ? AND ?",
-               probe));
-  std::vector<StoredMetric> already;
-  std::vector<std::string> already_keys;
-  already_keys.reserve(existing.size());
-  for (size_t i = 0; i < existing.size(); ++i) already_keys.push_back(existing.Text(i, 0));
-  for (size_t i = 0; i < existing.size(); ++i) {
-    already.push_back({already_keys[i], existing.Double(i, 3), existing.Int(i, 4),
-                       existing.Int(i, 1), existing.Int(i, 2)});
-  }
-  std::sort(already.begin(), already.end(), [](const StoredMetric& a, const StoredMetric& b) {
-    return a.Identity() < b.Identity();
-  });
-
-  std::vector<std::vector<Value>> history_rows;
-  history_rows.reserve(order.size());
-  for (size_t n = 0; n < order.size(); ++n) {
-    const StoredMetric& point = *order[n];
-    if (n > 0 && order[n - 1]->Identity() == point.Identity()) continue;
-    if (std::binary_search(already.begin(), already.end(), point,
-                           [](const StoredMetric& a, const StoredMetric& b) {
-                             return a.Identity() < b.Identity();
-                           })) {
-      continue;
+  // The winning point per key; a batch has few keys, so a linear scan beats a map.
+  std::vector<const StoredMetric*> latest;
+  for (const StoredMetric& point : stored) {
+    auto it = std::find_if(latest.begin(), latest.end(),
+                           [&](const StoredMetric* best) { return best->key == point.key; });
+    if (it == latest.end()) {
+      latest.push_back(&point);
+    } else if (point.IsLaterThan(**it) ||
+               (!(*it)->IsLaterThan(point) && point.is_nan < (*it)->is_nan)) {
+      *it = &point;  // on a full tie a number beats NaN, whatever the order they came in
     }
-    history_rows.push_back(
-        {run_id, std::string(point.key), point.value, point.is_nan, point.timestamp, point.step});
   }
-  if (!history_rows.empty()) {
-    KILN_RETURN_IF_ERROR(
-        tx.ExecMany("INSERT INTO metrics (run_uuid, key, value, is_nan, timestamp, step) "
-                    "VALUES (?, ?, ?, ?, ?, ?)",
-                    history_rows)
-            .status());
-  }
+  // Keys in a stable order, so concurrent PostgreSQL writers lock latest_metrics rows alike.
+  std::sort(latest.begin(), latest.end(),
+            [](const StoredMetric* a, const StoredMetric* b) { return a->key < b->key; });
+
+  KILN_RETURN_IF_ERROR(InsertMetricHistory(tx, run_id, stored));
 
   std::vector<std::vector<Value>> latest_rows;
   latest_rows.reserve(latest.size());
-  for (const auto& [key, point] : latest) {
+  for (const StoredMetric* point : latest) {
     latest_rows.push_back(
-        {run_id, std::string(key), point->value, point->is_nan, point->timestamp, point->step});
+        {run_id, std::string(point->key), point->value, point->is_nan, point->timestamp,
+         point->step});
   }
   return tx
       .ExecMany(
@@ -502,6 +520,21 @@ Status WriteMetrics(Transaction& tx, const std::string& run_id,
           "(latest_metrics.step, latest_metrics.timestamp, latest_metrics.value)",
           latest_rows)
       .status();
+}
+
+// Links the points that carry a model_id to their logged models (MLflow 3.x), grouped by model.
+Status LinkModelMetrics(Transaction& tx, const std::string& run_id,
+                        const std::vector<Metric>& metrics) {
+  std::map<std::string_view, std::vector<LoggedModelMetric>> by_model;
+  for (const Metric& metric : metrics) {
+    if (metric.model_id.empty()) continue;
+    by_model[metric.model_id].push_back({metric.key, metric.value, metric.timestamp, metric.step,
+                                         run_id, metric.dataset_name, metric.dataset_digest});
+  }
+  for (const auto& [model_id, points] : by_model) {
+    KILN_RETURN_IF_ERROR(WriteLoggedModelMetrics(tx, std::string(model_id), points));
+  }
+  return Status::Ok();
 }
 
 }  // namespace
@@ -756,10 +789,17 @@ Result<Run> TrackingStore::CreateRun(const CreateRunRequest& request) {
   for (const auto& [key, value] : tags) run.tags.push_back({key, value});
 
   KILN_RETURN_IF_ERROR(WriteTracking(database_, [&](Transaction& tx) -> Status {
-    KILN_ASSIGN_OR_RETURN(Experiment experiment, LoadExperiment(tx, experiment_id));
-    KILN_RETURN_IF_ERROR(CheckExperimentActive(experiment));
-    run.info.artifact_uri =
-        AppendUriPath(experiment.artifact_location, run.info.run_id + "/artifacts");
+    // Only what the run needs of its experiment (not its tags).
+    KILN_ASSIGN_OR_RETURN(Rows experiment,
+                          tx.Query("SELECT artifact_location, lifecycle_stage FROM experiments "
+                                   "WHERE experiment_id = ?",
+                                   {experiment_id}));
+    if (experiment.empty()) return ExperimentNotFound(std::to_string(experiment_id));
+    Experiment parent;
+    parent.experiment_id = std::to_string(experiment_id);
+    parent.lifecycle_stage = experiment.Text(0, 1);
+    KILN_RETURN_IF_ERROR(CheckExperimentActive(parent));
+    run.info.artifact_uri = AppendUriPath(experiment.Text(0, 0), run.info.run_id + "/artifacts");
     KILN_RETURN_IF_ERROR(
         tx.Exec(
               "INSERT INTO runs (run_uuid, name, experiment_id, user_id, status, start_time, "
@@ -768,7 +808,7 @@ Result<Run> TrackingStore::CreateRun(const CreateRunRequest& request) {
               {run.info.run_id, run.info.run_name, experiment_id, run.info.user_id, run.info.status,
                run.info.start_time, run.info.lifecycle_stage, run.info.artifact_uri})
             .status());
-    return WriteTags(tx, run.info.run_id, tags);
+    return WriteTags(tx, run.info.run_id, tags, /*sync_run_name=*/false);
   }));
   return run;
 }
@@ -832,7 +872,9 @@ Status TrackingStore::LogMetric(const std::string& run_id, const Metric& metric)
   return WriteTracking(database_, [&](Transaction& tx) -> Status {
     KILN_ASSIGN_OR_RETURN(RunInfo info, LoadRunInfo(tx, run_id));
     KILN_RETURN_IF_ERROR(CheckRunActive(info));
-    return WriteMetrics(tx, run_id, {metric});
+    KILN_RETURN_IF_ERROR(WriteMetrics(tx, run_id, {metric}));
+    if (metric.model_id.empty()) return Status::Ok();
+    return LinkModelMetrics(tx, run_id, {metric});
   });
 }
 
@@ -918,6 +960,7 @@ Status TrackingStore::LogBatch(const LogBatchRequest& request) {
     KILN_RETURN_IF_ERROR(CheckRunActive(info));
     KILN_RETURN_IF_ERROR(WriteParams(tx, request.run_id, params));
     KILN_RETURN_IF_ERROR(WriteMetrics(tx, request.run_id, request.metrics));
+    KILN_RETURN_IF_ERROR(LinkModelMetrics(tx, request.run_id, request.metrics));
     return WriteTags(tx, request.run_id, tags);
   });
 }
@@ -1082,18 +1125,9 @@ Result<Page<Metric>> TrackingStore::GetMetricHistory(const std::string& run_id,
 }
 
 Result<Page<Run>> TrackingStore::SearchRuns(const RunSearchSpec& spec) {
-  KILN_ASSIGN_OR_RETURN(SqlStatement statement, BuildRunSearchSql(spec, database_->dialect()));
   Page<Run> page;
   KILN_RETURN_IF_ERROR(database_->Read([&](Transaction& tx) -> Status {
-    KILN_ASSIGN_OR_RETURN(Rows rows, tx.Query(statement.sql, statement.params));
-    std::vector<std::string> ids;
-    for (size_t i = 0; i < rows.size() && static_cast<int64_t>(i) < spec.max_results; ++i) {
-      ids.push_back(rows.Text(i, 0));
-    }
-    page.next_page_token = static_cast<int64_t>(rows.size()) > spec.max_results
-                               ? EncodePageToken(spec.offset + spec.max_results)
-                               : "";
-    KILN_ASSIGN_OR_RETURN(page.items, LoadRuns(tx, ids));
+    KILN_ASSIGN_OR_RETURN(page, SearchRunPage(tx, spec));
     return Status::Ok();
   }));
   return page;

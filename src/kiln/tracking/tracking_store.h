@@ -43,6 +43,12 @@ struct Metric {
   double value = 0;
   int64_t timestamp = 0;
   int64_t step = 0;
+  // MLflow 3.x: a point logged with a model_id is also linked to that logged model (with the
+  // dataset it was computed on, if named). Written only; runs report their metrics without these.
+  // (Initialised so that the brace-initialised Metric{key, value, timestamp, step} stays warning-free.)
+  std::string model_id = {};
+  std::string dataset_name = {};
+  std::string dataset_digest = {};
 };
 
 struct RunInfo {
@@ -134,6 +140,8 @@ class TrackingStore {
   Result<RunInfo> UpdateRun(const UpdateRunRequest& request);
   Status DeleteRun(const std::string& run_id);
   Status RestoreRun(const std::string& run_id);
+  // Metrics carrying a model_id are linked to that logged model in the same transaction
+  // (NotFound if there is no such model), as MLflow 3.x does.
   Status LogMetric(const std::string& run_id, const Metric& metric);
   Status LogParam(const std::string& run_id, const Tag& param);
   Status SetTag(const std::string& run_id, const Tag& tag);

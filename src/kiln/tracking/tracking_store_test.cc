@@ -15,6 +15,7 @@
 #include <vector>
 
 #include "kiln/core/json.h"
+#include "kiln/tracking/logged_model_store.h"
 #include "tests/support/temp_dir.h"
 #include "tests/support/manual_clock.h"
 #include "tests/support/test_database.h"
@@ -581,6 +582,64 @@ TEST_P(TrackingStoreTest, IdenticalMetricPointsAreStoredOnce) {
   ASSERT_OK(store_->LogBatch(batch));
   ASSERT_OK(store_->LogBatch(batch));  // a client retry
   EXPECT_EQ(store_->GetMetricHistory(run.info.run_id, "m", 0, "")->items.size(), 2u);
+}
+
+TEST_P(TrackingStoreTest, NumberBeatsNaNOnAFullTieInOneBatchWhateverTheOrder) {
+  const double nan = std::numeric_limits<double>::quiet_NaN();
+  for (bool nan_first : {true, false}) {
+    Run run = NewRun();
+    LogBatchRequest batch;
+    batch.run_id = run.info.run_id;
+    batch.metrics = {{"m", nan, 10, 1}, {"m", 0, 10, 1}};
+    if (!nan_first) std::swap(batch.metrics[0], batch.metrics[1]);
+    ASSERT_OK(store_->LogBatch(batch));
+    auto latest = FindMetric(*store_->GetRun(run.info.run_id), "m");
+    ASSERT_TRUE(latest);
+    EXPECT_EQ(latest->value, 0) << "nan_first=" << nan_first;
+    EXPECT_EQ(store_->GetMetricHistory(run.info.run_id, "m", 0, "")->items.size(), 2u)
+        << "NaN and 0 are different points";
+  }
+}
+
+TEST_P(TrackingStoreTest, MetricsWithModelIdAreLinkedToTheLoggedModel) {
+  LoggedModelStore models(database_.db(), &clock_);
+  CreateLoggedModelRequest create;
+  create.experiment_id = "0";
+  auto model = models.Create(create);
+  ASSERT_TRUE(model.ok()) << model.status().ToString();
+  Run run = NewRun();
+  LogBatchRequest batch;
+  batch.run_id = run.info.run_id;
+  batch.metrics = {{"acc", 0.5, 10, 1}, {"acc", 0.7, 20, 2}, {"loss", 0.1, 10, 1}};
+  batch.metrics[0].model_id = model->model_id;
+  batch.metrics[0].dataset_name = "eval";
+  batch.metrics[0].dataset_digest = "abc";
+  batch.metrics[1].model_id = model->model_id;
+  ASSERT_OK(store_->LogBatch(batch));
+  ASSERT_OK(store_->LogBatch(batch));  // a retry links nothing twice
+  Metric single{"f1", 0.9, 30, 0};
+  single.model_id = model->model_id;
+  ASSERT_OK(store_->LogMetric(run.info.run_id, single));
+
+  auto loaded = models.Get(model->model_id);
+  ASSERT_TRUE(loaded.ok()) << loaded.status().ToString();
+  ASSERT_EQ(loaded->metrics.size(), 3u);
+  EXPECT_EQ(loaded->metrics[0].key, "acc");
+  EXPECT_EQ(loaded->metrics[0].run_id, run.info.run_id);
+  EXPECT_EQ(loaded->metrics[0].dataset_name, "eval");
+  EXPECT_EQ(loaded->metrics[0].dataset_digest, "abc");
+  EXPECT_EQ(loaded->metrics[1].value, 0.7);
+  EXPECT_EQ(loaded->metrics[1].dataset_name, "");
+  EXPECT_EQ(loaded->metrics[2].key, "f1");
+  EXPECT_EQ(store_->GetRun(run.info.run_id)->metrics.size(), 3u);
+
+  // An unknown model rejects the whole batch, run metrics included.
+  LogBatchRequest unknown;
+  unknown.run_id = run.info.run_id;
+  unknown.metrics = {{"late", 1, 40, 0}};
+  unknown.metrics[0].model_id = "m-00000000000000000000000000000000";
+  EXPECT_EQ(store_->LogBatch(unknown).code(), StatusCode::kNotFound);
+  EXPECT_FALSE(FindMetric(*store_->GetRun(run.info.run_id), "late"));
 }
 
 TEST_P(TrackingStoreTest, MetricHistoryPagesInStepOrder) {
