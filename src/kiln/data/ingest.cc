@@ -77,7 +77,8 @@ struct Ingest::Chunk {
   size_t index = 0;
   uint64_t offset = 0;
   int64_t first_line = 1;
-  std::string bytes;
+  std::string owned;       // the chunk's bytes, unless they are borrowed from the caller's
+  std::string_view bytes;  // owned, or the caller's mapped file (AppendMapped)
 
   bool done = false;  // guarded by Ingest::mutex_
   Status status;
@@ -156,19 +157,29 @@ Ingest::Ingest(objects::ObjectStore* objects, ObjectIndex* index, ThreadPool* po
 
 Ingest::~Ingest() {
   // Workers reference this object's chunks: wait for every one before they go away.
+  Drain();
+}
+
+void Ingest::Drain() {
   std::unique_lock<std::mutex> lock(mutex_);
   for (auto& chunk : in_flight_) {
     done_.wait(lock, [&] { return chunk->done; });
   }
 }
 
-Status Ingest::Append(std::string_view bytes) {
+Status Ingest::Append(std::string_view bytes) { return AppendBytes(bytes, /*borrowed=*/false); }
+
+Status Ingest::AppendMapped(std::string_view bytes) {
+  return AppendBytes(bytes, /*borrowed=*/true);
+}
+
+Status Ingest::AppendBytes(std::string_view bytes, bool borrowed) {
   while (!bytes.empty() && first_error_.ok()) {
     if (buffer_start_ == buffer_.size()) {
       // Nothing carried over: cut straight from the caller's bytes and keep only the tail, so
-      // each byte is copied once (into its chunk).
+      // each byte is copied once (into its chunk), or never if the caller's bytes stay valid.
       size_t used = 0;
-      KILN_RETURN_IF_ERROR(CutFrom(bytes, /*at_eof=*/false, &used));
+      KILN_RETURN_IF_ERROR(CutFrom(bytes, /*at_eof=*/false, borrowed, &used));
       buffer_.assign(bytes.substr(used));
       buffer_start_ = 0;
       return first_error_;
@@ -182,7 +193,8 @@ Status Ingest::Append(std::string_view bytes) {
     buffer_.append(bytes.substr(0, take));
     bytes.remove_prefix(take);
     size_t used = 0;
-    KILN_RETURN_IF_ERROR(CutFrom(std::string_view(buffer_).substr(buffer_start_), false, &used));
+    KILN_RETURN_IF_ERROR(
+        CutFrom(std::string_view(buffer_).substr(buffer_start_), false, false, &used));
     buffer_start_ += used;
     const size_t left = buffer_.size() - buffer_start_;
     if (left <= take) {
@@ -197,7 +209,7 @@ Status Ingest::Append(std::string_view bytes) {
   return first_error_;
 }
 
-Status Ingest::CutFrom(std::string_view view, bool at_eof, size_t* used) {
+Status Ingest::CutFrom(std::string_view view, bool at_eof, bool borrowed, size_t* used) {
   *used = 0;
   while (first_error_.ok() && !view.empty()) {
     size_t cut = chunker_->NextCut(view, at_eof);
@@ -207,7 +219,7 @@ Status Ingest::CutFrom(std::string_view view, bool at_eof, size_t* used) {
       if (view.size() < options_->chunker.max_size + (64 << 20)) break;
       cut = view.size();
     }
-    KILN_RETURN_IF_ERROR(Dispatch(std::string(view.substr(0, cut))));
+    KILN_RETURN_IF_ERROR(Dispatch(view.substr(0, cut), borrowed));
     view.remove_prefix(cut);
     *used += cut;
   }
@@ -250,7 +262,7 @@ Status Ingest::InferSchema(std::string_view first_chunk) {
   return Status::Ok();
 }
 
-Status Ingest::Dispatch(std::string bytes) {
+Status Ingest::Dispatch(std::string_view bytes, bool borrowed) {
   auto chunk = std::make_unique<Chunk>();
   chunk->index = chunks_.size() + in_flight_.size();
   chunk->offset = offset_;
@@ -267,7 +279,12 @@ Status Ingest::Dispatch(std::string bytes) {
   }
   chunk->anchor = FirstRowAnchor(bytes);
   chunk->base = ChooseBase(chunk->offset, bytes, chunk->anchor);
-  chunk->bytes = std::move(bytes);
+  if (borrowed) {
+    chunk->bytes = bytes;
+  } else {
+    chunk->owned.assign(bytes);
+    chunk->bytes = chunk->owned;
+  }
   while (in_flight_.size() >= window_) {
     KILN_RETURN_IF_ERROR(CollectReady(/*wait_all=*/false));
     if (in_flight_.size() >= window_) {
@@ -552,7 +569,7 @@ Status Ingest::ProfileAllChunks(TableVersion& version) {
 Result<TableVersion> Ingest::Finish() {
   size_t used = 0;
   KILN_RETURN_IF_ERROR(
-      CutFrom(std::string_view(buffer_).substr(buffer_start_), /*at_eof=*/true, &used));
+      CutFrom(std::string_view(buffer_).substr(buffer_start_), /*at_eof=*/true, false, &used));
   buffer_start_ += used;
   KILN_RETURN_IF_ERROR(CollectReady(/*wait_all=*/true));
   TableVersion version;

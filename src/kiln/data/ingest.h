@@ -85,6 +85,11 @@ class Ingest {
   // Appends the next bytes of the file. May block while the in-flight window is full. Returns
   // the first error found so far (later chunks may still be in flight; Finish waits for them).
   Status Append(std::string_view bytes);
+  // Like Append, but the chunks borrow `bytes` instead of copying them: they must stay valid
+  // (a mapped file) until Finish returns or the Ingest is destroyed.
+  Status AppendMapped(std::string_view bytes);
+  // Waits until no worker is using any chunk (after an error, before borrowed bytes go away).
+  void Drain();
   // Cuts the last chunk, waits for every worker, checks the whole table, writes the manifest and
   // profile objects. Errors name the file, line and column of the first bad row.
   Result<TableVersion> Finish();
@@ -92,10 +97,11 @@ class Ingest {
 
  private:
   struct Chunk;
+  Status AppendBytes(std::string_view bytes, bool borrowed);
   // Cuts and dispatches every chunk the chunker finds at the start of `view`; *used is how many
   // bytes they took.
-  Status CutFrom(std::string_view view, bool at_eof, size_t* used);
-  Status Dispatch(std::string bytes);
+  Status CutFrom(std::string_view view, bool at_eof, bool borrowed, size_t* used);
+  Status Dispatch(std::string_view bytes, bool borrowed);
   void Process(Chunk& chunk);
   Status CollectReady(bool wait_all);
   Status InferSchema(std::string_view first_chunk);

@@ -135,12 +135,12 @@ WriteLock::~WriteLock() { ::close(fd_); }
 
 namespace {
 
-// Feeds a file to `ingest`. A regular file is mapped, a window at a time, so its bytes are copied
-// once (into their chunks) rather than also by read(); each window is dropped from the mapping
-// once cut, which keeps the resident set small whatever the file's size. Anything else (a pipe)
-// is read in blocks.
-Status ReadInto(const std::string& path, Ingest& ingest,
-                const std::function<void(uint64_t bytes)>& advanced) {
+// Feeds a file to `ingest` and finishes it. A regular file is mapped and its chunks borrow the
+// mapping, so its bytes are never copied on the way in; windows already cut are dropped from
+// the resident set as the commit moves on, which keeps it small whatever the file's size (a page
+// dropped too early is only read again). Anything else (a pipe) is read in blocks.
+Result<TableVersion> IngestFile(const std::string& path, Ingest& ingest,
+                                const std::function<void(uint64_t bytes)>& advanced) {
   int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
   if (fd < 0) return IoError("cannot open '" + path + "': " + std::strerror(errno));
   struct stat info;
@@ -149,19 +149,25 @@ Status ReadInto(const std::string& path, Ingest& ingest,
     const size_t size = static_cast<size_t>(info.st_size);
     void* mapped = ::mmap(nullptr, size, PROT_READ, MAP_PRIVATE, fd, 0);
     if (mapped != MAP_FAILED) {
-      ::madvise(mapped, size, MADV_SEQUENTIAL);
-      const char* bytes = static_cast<const char*>(mapped);
-      constexpr size_t kWindow = 64 << 20;  // a multiple of the page size
+      ::close(fd);
+      char* bytes = static_cast<char*>(mapped);
+      constexpr size_t kWindow = 32 << 20;  // a multiple of the page size
       for (size_t at = 0; at < size && status.ok(); at += kWindow) {
         const size_t length = std::min(kWindow, size - at);
-        status = ingest.Append(std::string_view(bytes + at, length));
-        // Append copied what it kept: this window's pages can leave the resident set.
-        ::madvise(const_cast<char*>(bytes) + at, length, MADV_DONTNEED);
+#ifdef MADV_POPULATE_READ
+        // One call maps the window's pages, instead of a fault per page in each thread.
+        ::madvise(bytes + at, length, MADV_POPULATE_READ);
+#endif
+        status = ingest.AppendMapped(std::string_view(bytes + at, length));
+        // The chunks in flight are at most a few megabytes behind: the window before this one
+        // is done with.
+        if (at >= kWindow) ::madvise(bytes + at - kWindow, kWindow, MADV_DONTNEED);
         if (status.ok()) advanced(length);
       }
+      Result<TableVersion> version = status.ok() ? ingest.Finish() : Result<TableVersion>(status);
+      ingest.Drain();  // after an error, chunks may still be reading the mapping
       ::munmap(mapped, size);
-      ::close(fd);
-      return status;
+      return version;
     }
   }
   std::string block(8 << 20, '\0');
@@ -177,7 +183,8 @@ Status ReadInto(const std::string& path, Ingest& ingest,
     if (status.ok()) advanced(static_cast<uint64_t>(got));
   }
   ::close(fd);
-  return status;
+  KILN_RETURN_IF_ERROR(status);
+  return ingest.Finish();
 }
 
 }  // namespace
@@ -933,11 +940,11 @@ Result<CommitResult> RepositoryImpl::Commit(const CommitRequest& request) {
     if (size_error) target.expected_bytes = 0;
 
     Ingest ingest(objects_.get(), &index, &pool_, &options_, target);
-    KILN_RETURN_IF_ERROR(internal::ReadInto(file.path, ingest, [&](uint64_t bytes) {
-      done_bytes += bytes;
-      if (request.progress) request.progress(done_bytes, total_bytes);
-    }));
-    KILN_ASSIGN_OR_RETURN(TableVersion version, ingest.Finish());
+    KILN_ASSIGN_OR_RETURN(TableVersion version,
+                          internal::IngestFile(file.path, ingest, [&](uint64_t bytes) {
+                            done_bytes += bytes;
+                            if (request.progress) request.progress(done_bytes, total_bytes);
+                          }));
     result.stats.push_back(ingest.stats());
     tree[target.name] = std::move(version);
   }
