@@ -634,6 +634,14 @@ int64_t CodePoints(std::string_view text) {
   return count;
 }
 
+// A string cell: its length in code points and its category count.
+void AddString(CategoryStats& categories, std::string_view text) {
+  const int64_t length = CodePoints(text);
+  categories.min_length = std::min(categories.min_length, length);
+  categories.max_length = std::max(categories.max_length, length);
+  categories.Add(text);
+}
+
 // Days since 1970-01-01 to a civil date (proleptic Gregorian), after H. Hinnant's algorithm.
 void CivilFromDays(int64_t days, int64_t* year, int* month, int* day) {
   days += 719468;
@@ -937,14 +945,7 @@ void ProfileBuilder::Add(const table::RowReader& row) {
         column.categories->Add(normalized);
         break;
       }
-      case table::ColumnType::kString: {
-        int64_t length = CodePoints(text);
-        CategoryStats& categories = *column.categories;
-        categories.min_length = std::min(categories.min_length, length);
-        categories.max_length = std::max(categories.max_length, length);
-        categories.Add(text);
-        break;
-      }
+      case table::ColumnType::kString: AddString(*column.categories, text); break;
       case table::ColumnType::kCategorical: column.categories->Add(text); break;
       case table::ColumnType::kTimestamp: {
         Result<int64_t> millis = table::ParseTimestampMillis(text);
@@ -1010,15 +1011,7 @@ Status ProfileBuilder::AddChecked(const table::RowReader& row, std::string_view 
       case table::ColumnType::kBool:
         column.categories->Add(value.boolean ? "true" : "false");
         break;
-      case table::ColumnType::kString: {
-        const std::string_view text = cells[i].text;
-        int64_t length = CodePoints(text);
-        CategoryStats& categories = *column.categories;
-        categories.min_length = std::min(categories.min_length, length);
-        categories.max_length = std::max(categories.max_length, length);
-        categories.Add(text);
-        break;
-      }
+      case table::ColumnType::kString: AddString(*column.categories, cells[i].text); break;
       case table::ColumnType::kCategorical: column.categories->Add(cells[i].text); break;
       case table::ColumnType::kTimestamp:
         column.timestamps->min = std::min(column.timestamps->min, value.integer);

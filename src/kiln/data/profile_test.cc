@@ -65,9 +65,10 @@ Json ProfileAll(const TableVersion& version, MemoryLoader& loader, ProfileOption
   return builder.Finish();
 }
 
-// One builder per chunk, as commits do, merged in chunk order (pairwise, as a tree, when `tree`).
-Json ProfileByChunk(const TableVersion& version, MemoryLoader& loader, ProfileOptions options,
-                    bool tree) {
+// Calls `add` on every row of every chunk with that chunk's builder; returns the builders.
+std::vector<ProfileBuilder> ChunkBuilders(
+    const TableVersion& version, MemoryLoader& loader, ProfileOptions options,
+    const std::function<void(ProfileBuilder&, const table::RowReader&)>& add) {
   std::vector<ProfileBuilder> builders;
   for (size_t i = 0; i < version.chunks.size(); ++i) {
     builders.emplace_back(version.schema, options);
@@ -79,9 +80,18 @@ Json ProfileByChunk(const TableVersion& version, MemoryLoader& loader, ProfileOp
       Result<bool> more = (*reader)->Next();
       EXPECT_TRUE(more.ok()) << more.status().ToString();
       if (!more.ok() || !*more) break;
-      builders.back().Add(**reader);
+      add(builders.back(), **reader);
     }
   }
+  return builders;
+}
+
+// One builder per chunk, as commits do, merged in chunk order (pairwise, as a tree, when `tree`).
+Json ProfileByChunk(const TableVersion& version, MemoryLoader& loader, ProfileOptions options,
+                    bool tree) {
+  std::vector<ProfileBuilder> builders = ChunkBuilders(
+      version, loader, options,
+      [](ProfileBuilder& builder, const table::RowReader& row) { builder.Add(row); });
   if (tree) {
     while (builders.size() > 1) {
       std::vector<ProfileBuilder> next;
@@ -480,27 +490,6 @@ TEST(ProfileTest, FloatValuesEqualTheTableLayersParseBitForBit) {
 
 // ---------------------------------------------------------------------------------------------
 // AddChecked: CheckCell and Add in one pass
-
-// Calls `add` on every row of every chunk with that chunk's builder; returns the builders.
-std::vector<ProfileBuilder> ChunkBuilders(
-    const TableVersion& version, MemoryLoader& loader, ProfileOptions options,
-    const std::function<void(ProfileBuilder&, const table::RowReader&)>& add) {
-  std::vector<ProfileBuilder> builders;
-  for (size_t i = 0; i < version.chunks.size(); ++i) {
-    builders.emplace_back(version.schema, options);
-    Result<std::string> bytes = loader.Load(version.chunks[i].id);
-    EXPECT_TRUE(bytes.ok());
-    auto reader = table::RowReader::Open(*version.format, *bytes, ChunkReadOptions(version, i));
-    EXPECT_TRUE(reader.ok()) << reader.status().ToString();
-    while (true) {
-      Result<bool> more = (*reader)->Next();
-      EXPECT_TRUE(more.ok()) << more.status().ToString();
-      if (!more.ok() || !*more) break;
-      add(builders.back(), **reader);
-    }
-  }
-  return builders;
-}
 
 // What a commit did before AddChecked: CheckCell on every cell, then Add.
 void CheckThenAdd(const table::Schema& schema, ProfileBuilder& builder,
