@@ -17,11 +17,13 @@
 #include <cstdio>
 #include <cstdlib>
 #include <memory>
+#include <optional>
 #include <string>
 #include <string_view>
 
 #include "kiln/api/app.h"
 #include "kiln/core/file_util.h"
+#include "kiln/data/repository.h"
 #include "kiln/core/json.h"
 #include "kiln/core/log.h"
 #include "kiln/http/message.h"
@@ -75,6 +77,28 @@ constexpr Route kRoutes[] = {
     {"DELETE", "/api/2.0/mlflow/registered-models/alias"},
     {"GET", "/health"},
     {"GET", "/metrics"},
+    // Added later, at the end so that earlier corpus entries keep their routes' meaning.
+    {"POST", "/api/2.0/mlflow-artifacts/mpu/create/"},
+    {"POST", "/api/2.0/mlflow-artifacts/mpu/complete/"},
+    {"POST", "/api/2.0/mlflow-artifacts/mpu/abort/"},
+    {"PUT", "/api/2.0/mlflow-artifacts/mpu/parts/"},
+    {"GET", "/model-versions/get-artifact"},
+    {"POST", "/api/kiln/v1/data/uploads"},
+    {"POST", "/api/kiln/v1/data/uploads/"},
+    {"POST", "/api/kiln/v1/data/commits"},
+    {"GET", "/api/kiln/v1/data/commits/"},
+    {"GET", "/api/kiln/v1/data/log"},
+    {"POST", "/api/kiln/v1/data/branches"},
+    {"DELETE", "/api/kiln/v1/data/branches/"},
+    {"POST", "/api/kiln/v1/data/tags"},
+    {"GET", "/api/kiln/v1/data/diff"},
+    {"POST", "/api/kiln/v1/data/merge"},
+    {"POST", "/api/kiln/v1/data/revert"},
+    {"GET", "/api/kiln/v1/data/export"},
+    {"GET", "/api/kiln/v1/data/files"},
+    {"GET", "/api/kiln/v1/data/profile"},
+    {"POST", "/api/kiln/v1/data/validate"},
+    {"PUT", "/api/kiln/v1/data/rules/"},
 };
 constexpr size_t kRouteCount = sizeof(kRoutes) / sizeof(kRoutes[0]);
 
@@ -134,6 +158,19 @@ extern "C" int LLVMFuzzerInitialize(int* /*argc*/, char*** /*argv*/) {
   auto run = fixture->app->tracking().CreateRun(create);
   if (!run.ok()) std::abort();
   fixture->run_id = run->info.run_id;
+  // A data commit on main (table "t", two versions), so data routes get past their lookups.
+  const std::string csv = fixture->folder + "/t.csv";
+  for (const char* contents : {"id,x,c\n1,1.5,a\n2,2.5,b\n", "id,x,c\n1,1.5,a\n2,3.5,b\n3,4,c\n"}) {
+    if (!kiln::WriteFileAtomic(csv, contents).ok()) std::abort();
+    kiln::data::CommitRequest commit;
+    commit.message = "fuzz";
+    commit.inputs.push_back(kiln::data::CommitInput{csv, std::nullopt, std::string("id")});
+    if (!fixture->app->data().Commit(commit).ok()) std::abort();
+  }
+  // Stop the server's worker threads at exit before OpenSSL's own exit handler (registered
+  // later than this fixture, when the commit above first hashed, so it would run first) drops
+  // the per-thread state those threads still hold, which LeakSanitizer would then report.
+  std::atexit([] { TheFixture().app.reset(); });
   return 0;
 }
 

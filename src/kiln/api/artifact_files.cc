@@ -1,6 +1,7 @@
 #include "kiln/api/artifact_files.h"
 
 #include <fcntl.h>
+#include <simdjson.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -68,6 +69,8 @@ Result<std::string> SafeRelativePath(std::string_view path) {
   if (path.find('\0') != std::string_view::npos) return InvalidPath();
   if (path.find('\\') != std::string_view::npos) return InvalidPath();
   if (!path.empty() && path.front() == '/') return InvalidPath();
+  // Names go back to clients in JSON (listings, multipart uploads), which holds only UTF-8.
+  if (!simdjson::validate_utf8(path.data(), path.size())) return InvalidPath();
   std::string normalised;
   size_t start = 0;
   while (start <= path.size()) {

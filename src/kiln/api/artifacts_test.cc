@@ -152,11 +152,16 @@ TEST_P(ArtifactsTest, TraversalAttemptsAreRefused) {
     Reply del = server_.Send("DELETE", std::string(kArtifacts) + path);
     EXPECT_EQ(del.status, 400) << path << " -> " << del.body;
   }
-  // Raw "../" that curl would have squashed before sending.
-  for (std::string path : {"/../secret.txt", "/a/../../secret.txt", "//etc/passwd"}) {
+  // Raw "../" that curl would have squashed before sending; names that are not UTF-8 (they
+  // would go back to clients in JSON).
+  for (std::string path : {"/../secret.txt", "/a/../../secret.txt", "//etc/passwd",
+                           "/1/abc/artifacts/\xed\xed.bin", "/1/abc/artifacts/a\xff/b"}) {
     http::Response response = DispatchRaw("GET", std::string(kArtifacts) + path);
     EXPECT_EQ(response.status, 400) << path << " -> " << response.body;
     response = DispatchRaw("PUT", std::string(kArtifacts) + path, "pwned");
+    EXPECT_EQ(response.status, 400) << path << " -> " << response.body;
+    response = DispatchRaw("POST", "/api/2.0/mlflow-artifacts/mpu/create" + path,
+                           R"({"path": "x.bin", "num_parts": 2})");
     EXPECT_EQ(response.status, 400) << path << " -> " << response.body;
   }
   for (std::string query : {"?path=..", "?path=../", "?path=%2e%2e%2f", "?path=/etc",

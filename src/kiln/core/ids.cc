@@ -1,17 +1,24 @@
 #include "kiln/core/ids.h"
 
-#include <openssl/rand.h>
+#include <sys/random.h>
 
 #include <array>
+#include <cerrno>
 #include <cstdint>
 #include <random>
 
 namespace kiln {
 
 std::string NewId() {
+  // The kernel's generator: no per-thread generator state to set up in every worker thread (as
+  // OpenSSL's RAND_bytes keeps), and 16 bytes never block once the system has booted.
   std::array<unsigned char, 16> bytes{};
-  if (RAND_bytes(bytes.data(), static_cast<int>(bytes.size())) != 1) {
-    // OpenSSL's generator failed (it practically never does); fall back to random_device.
+  ssize_t got;
+  do {
+    got = ::getrandom(bytes.data(), bytes.size(), 0);
+  } while (got < 0 && errno == EINTR);
+  if (got != static_cast<ssize_t>(bytes.size())) {
+    // getrandom failed (it practically never does); fall back to random_device.
     std::random_device device;
     for (auto& b : bytes) b = static_cast<unsigned char>(device());
   }
