@@ -22,6 +22,7 @@
 #include <string_view>
 #include <vector>
 
+#include "fuzz_check.h"
 #include "kiln/table/inference.h"
 #include "kiln/table/reader.h"
 #include "kiln/table/writer.h"
@@ -34,15 +35,6 @@ using kiln::table::ReadOptions;
 using kiln::table::RowReader;
 
 using Row = std::vector<std::optional<std::string>>;
-
-// Aborts with the failed condition and its line (run-fuzzers.sh shows lines with "ERROR").
-#define REQUIRE(condition)                                                                \
-  do {                                                                                    \
-    if (!(condition)) {                                                                   \
-      std::fprintf(stderr, "ERROR: check failed at line %d: %s\n", __LINE__, #condition); \
-      std::abort();                                                                       \
-    }                                                                                     \
-  } while (0)
 
 // "FILE:LINE:COLUMN: what" with LINE >= first_line and COLUMN >= 1.
 void CheckError(const kiln::Status& status, const ReadOptions& options) {

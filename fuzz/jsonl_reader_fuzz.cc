@@ -24,6 +24,7 @@
 #include <vector>
 
 #include "kiln/core/json.h"
+#include "fuzz_check.h"
 #include "kiln/table/inference.h"
 #include "kiln/table/reader.h"
 #include "kiln/table/writer.h"
@@ -36,15 +37,6 @@ using kiln::table::ReadOptions;
 using kiln::table::RowReader;
 
 using Row = std::vector<std::optional<std::string>>;
-
-// Aborts with the failed condition and its line (run-fuzzers.sh shows lines with "ERROR").
-#define REQUIRE(condition)                                                                \
-  do {                                                                                    \
-    if (!(condition)) {                                                                   \
-      std::fprintf(stderr, "ERROR: check failed at line %d: %s\n", __LINE__, #condition); \
-      std::abort();                                                                       \
-    }                                                                                     \
-  } while (0)
 
 // The physical line `line` (1-based from first_line) of `data`, without its newline.
 std::string_view PhysicalLine(std::string_view data, int64_t first_line, int64_t line) {

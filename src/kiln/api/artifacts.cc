@@ -278,12 +278,8 @@ class ArtifactHandlers {
   // POST <api>/mlflow-artifacts/mpu/complete/<path> {path, upload_id, parts}.
   Result<Json> CompleteUpload(std::string_view mpu_prefix, const http::Request& request) const {
     KILN_ASSIGN_OR_RETURN(Json body, DecodeRequest(request));
-    KILN_ASSIGN_OR_RETURN(std::string relative, Destination(mpu_prefix, "/complete/", request, body));
-    KILN_ASSIGN_OR_RETURN(std::string upload_id, RequireString(body, "upload_id"));
-    KILN_ASSIGN_OR_RETURN(Json meta, ReadUpload(upload_id));
-    if (meta.value("path", "") != relative) {
-      return InvalidArgument("multipart upload '" + upload_id + "' is for another path");
-    }
+    KILN_ASSIGN_OR_RETURN(OpenUpload upload, FindUpload(mpu_prefix, "/complete/", request, body));
+    const auto& [relative, upload_id, meta] = upload;
     if (!body.contains("parts") || !body["parts"].is_array() || body["parts"].empty()) {
       return InvalidArgument("Missing value for required parameter 'parts'");
     }
@@ -339,13 +335,8 @@ class ArtifactHandlers {
   // POST <api>/mlflow-artifacts/mpu/abort/<path> {path, upload_id}.
   Result<Json> AbortUpload(std::string_view mpu_prefix, const http::Request& request) const {
     KILN_ASSIGN_OR_RETURN(Json body, DecodeRequest(request));
-    KILN_ASSIGN_OR_RETURN(std::string relative, Destination(mpu_prefix, "/abort/", request, body));
-    KILN_ASSIGN_OR_RETURN(std::string upload_id, RequireString(body, "upload_id"));
-    KILN_ASSIGN_OR_RETURN(Json meta, ReadUpload(upload_id));
-    if (meta.value("path", "") != relative) {
-      return InvalidArgument("multipart upload '" + upload_id + "' is for another path");
-    }
-    KILN_RETURN_IF_ERROR(RemoveAll(UploadFolder(upload_id)));
+    KILN_ASSIGN_OR_RETURN(OpenUpload upload, FindUpload(mpu_prefix, "/abort/", request, body));
+    KILN_RETURN_IF_ERROR(RemoveAll(UploadFolder(upload.upload_id)));
     return Json::object();
   }
 
@@ -374,6 +365,26 @@ class ArtifactHandlers {
     std::string relative = folder.empty() ? file_name : folder + "/" + file_name;
     if (IsReserved(relative)) return InvalidPath();
     return relative;
+  }
+
+  struct OpenUpload {
+    std::string relative;   // the artifact it will become
+    std::string upload_id;
+    Json meta;              // upload.json
+  };
+
+  // The upload a complete or abort request names, which must be for the artifact its URL and
+  // body name.
+  Result<OpenUpload> FindUpload(std::string_view mpu_prefix, std::string_view action,
+                                const http::Request& request, const Json& body) const {
+    OpenUpload upload;
+    KILN_ASSIGN_OR_RETURN(upload.relative, Destination(mpu_prefix, action, request, body));
+    KILN_ASSIGN_OR_RETURN(upload.upload_id, RequireString(body, "upload_id"));
+    KILN_ASSIGN_OR_RETURN(upload.meta, ReadUpload(upload.upload_id));
+    if (upload.meta.value("path", "") != upload.relative) {
+      return InvalidArgument("multipart upload '" + upload.upload_id + "' is for another path");
+    }
+    return upload;
   }
 
   Result<Json> ReadUpload(const std::string& upload_id) const {

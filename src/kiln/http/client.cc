@@ -79,6 +79,21 @@ size_t CollectHeader(char* data, size_t size, size_t count, void* user) {
   return line.size();
 }
 
+// The options every transfer sets: where, how long, where the body and headers go.
+void SetUpTransfer(CURL* curl, const std::string& url, int timeout_ms, char* error_buffer,
+                   size_t (*write)(char*, size_t, size_t, void*), void* write_data,
+                   ClientResponse* response) {
+  curl_easy_setopt(curl, CURLOPT_URL, url.c_str());
+  curl_easy_setopt(curl, CURLOPT_NOSIGNAL, 1L);  // no SIGALRM for timeouts: we are threaded
+  curl_easy_setopt(curl, CURLOPT_TIMEOUT_MS, static_cast<long>(timeout_ms));
+  curl_easy_setopt(curl, CURLOPT_ERRORBUFFER, error_buffer);
+  curl_easy_setopt(curl, CURLOPT_WRITEFUNCTION, write);
+  curl_easy_setopt(curl, CURLOPT_WRITEDATA, write_data);
+  curl_easy_setopt(curl, CURLOPT_HEADERFUNCTION, &CollectHeader);
+  curl_easy_setopt(curl, CURLOPT_HEADERDATA, response);
+  curl_easy_setopt(curl, CURLOPT_TCP_NODELAY, 1L);
+}
+
 // A failed transfer as a Status: refused, unresolvable or timed out is Unavailable.
 Status TransferError(CURLcode code, const std::string& method, const std::string& url,
                      const char* error) {
@@ -128,15 +143,7 @@ Result<ClientResponse> Client::Download(const std::string& url,
   ClientResponse response;
   impl_->error[0] = '\0';
   DownloadSink sink{curl, &response, &write, Status::Ok()};
-  curl_easy_setopt(curl, CURLOPT_URL, url.c_str());
-  curl_easy_setopt(curl, CURLOPT_NOSIGNAL, 1L);
-  curl_easy_setopt(curl, CURLOPT_TIMEOUT_MS, static_cast<long>(timeout_ms));
-  curl_easy_setopt(curl, CURLOPT_ERRORBUFFER, impl_->error);
-  curl_easy_setopt(curl, CURLOPT_WRITEFUNCTION, &ForwardBody);
-  curl_easy_setopt(curl, CURLOPT_WRITEDATA, &sink);
-  curl_easy_setopt(curl, CURLOPT_HEADERFUNCTION, &CollectHeader);
-  curl_easy_setopt(curl, CURLOPT_HEADERDATA, &response);
-  curl_easy_setopt(curl, CURLOPT_TCP_NODELAY, 1L);
+  SetUpTransfer(curl, url, timeout_ms, impl_->error, &ForwardBody, &sink, &response);
   curl_easy_setopt(curl, CURLOPT_HTTPGET, 1L);
   CURLcode code = curl_easy_perform(curl);
   if (!sink.failure.ok()) return sink.failure;
@@ -157,15 +164,7 @@ Result<ClientResponse> Client::Send(const std::string& method, const std::string
   ClientResponse response;
   impl_->error[0] = '\0';
 
-  curl_easy_setopt(curl, CURLOPT_URL, url.c_str());
-  curl_easy_setopt(curl, CURLOPT_NOSIGNAL, 1L);  // no SIGALRM for timeouts: we are threaded
-  curl_easy_setopt(curl, CURLOPT_TIMEOUT_MS, static_cast<long>(timeout_ms));
-  curl_easy_setopt(curl, CURLOPT_ERRORBUFFER, impl_->error);
-  curl_easy_setopt(curl, CURLOPT_WRITEFUNCTION, &AppendBody);
-  curl_easy_setopt(curl, CURLOPT_WRITEDATA, &response);
-  curl_easy_setopt(curl, CURLOPT_HEADERFUNCTION, &CollectHeader);
-  curl_easy_setopt(curl, CURLOPT_HEADERDATA, &response);
-  curl_easy_setopt(curl, CURLOPT_TCP_NODELAY, 1L);
+  SetUpTransfer(curl, url, timeout_ms, impl_->error, &AppendBody, &response, &response);
 
   if (method == "GET") {
     curl_easy_setopt(curl, CURLOPT_HTTPGET, 1L);
