@@ -117,6 +117,8 @@ struct Flags {
   bool quick = false;
   bool json = false;
   int seed_threads = 4;  // PostgreSQL seeding only; SQLite has one writer anyway
+  std::vector<std::string> cases;  // empty: all
+  int server_threads = 0;          // 0: kiln server's default
 };
 
 // ---------------------------------------------------------------------------------------------
@@ -279,8 +281,10 @@ class ScratchDatabase {
 
 class KilnServer {
  public:
+  // server_threads 0: kiln server's default.
   static Result<std::unique_ptr<KilnServer>> Start(const std::string& store_uri,
-                                                   const std::string& artifact_root) {
+                                                   const std::string& artifact_root,
+                                                   int server_threads) {
     api::ServerConfig config;
     config.store_uri = store_uri;
     config.artifact_root = artifact_root;
@@ -289,6 +293,7 @@ class KilnServer {
     // The access log would interleave a line per request with the table; its cost is a line
     // formatted per request, which the benchmark leaves out.
     config.http.access_log = false;
+    config.http.threads = server_threads;
     auto server = std::unique_ptr<KilnServer>(new KilnServer());
     KILN_ASSIGN_OR_RETURN(server->app_, api::App::Open(config));
     KILN_RETURN_IF_ERROR(server->app_->Start());
@@ -578,15 +583,26 @@ class Floor {
     return run_id;
   }
 
-  // INSERT the points, INSERT the params, and upsert latest_metrics once per key with the batch's
-  // winning point (max step, then timestamp, then value), all in one transaction.
+  // INSERT the history (one chunk row per key, schema v5), INSERT the params, and upsert
+  // latest_metrics once per key with the batch's winning point (max step, then timestamp, then
+  // value), all in one transaction.
   Status LogBatch(const std::string& run_id, const std::vector<MetricPoint>& metrics,
                   const std::vector<tracking::Tag>& params) {
-    std::vector<std::vector<Value>> metric_rows;
-    metric_rows.reserve(metrics.size());
+    std::map<std::string, HistoryChunk> chunks;
     std::map<std::string, const MetricPoint*> latest;
+    char buffer[32];
     for (const MetricPoint& m : metrics) {
-      metric_rows.push_back({run_id, m.key, m.value, int64_t{0}, m.timestamp, m.step});
+      HistoryChunk& chunk = chunks[m.key];
+      if (chunk.count++ == 0) chunk.min_step = chunk.max_step = m.step;
+      chunk.min_step = std::min(chunk.min_step, m.step);
+      chunk.max_step = std::max(chunk.max_step, m.step);
+      chunk.points.append(buffer, std::to_chars(buffer, buffer + sizeof(buffer), m.step).ptr);
+      chunk.points.push_back(' ');
+      chunk.points.append(buffer,
+                          std::to_chars(buffer, buffer + sizeof(buffer), m.timestamp).ptr);
+      chunk.points.push_back(' ');
+      chunk.points.append(buffer, std::to_chars(buffer, buffer + sizeof(buffer), m.value).ptr);
+      chunk.points.push_back('\n');
       const MetricPoint*& best = latest[m.key];
       if (best == nullptr || std::tie(m.step, m.timestamp, m.value) >
                                  std::tie(best->step, best->timestamp, best->value)) {
@@ -605,8 +621,8 @@ class Floor {
             tx.ExecMany("INSERT INTO params (run_uuid, key, value) VALUES (?, ?, ?)", param_rows)
                 .status());
       }
-      if (metric_rows.empty()) return Status::Ok();
-      KILN_RETURN_IF_ERROR(InsertMetrics(tx, metric_rows));
+      if (chunks.empty()) return Status::Ok();
+      KILN_RETURN_IF_ERROR(InsertChunks(tx, run_id, chunks));
       KILN_RETURN_IF_ERROR(
           tx.ExecMany(
                 "INSERT INTO latest_metrics (run_uuid, key, value, is_nan, timestamp, step) "
@@ -687,43 +703,55 @@ class Floor {
   }
 
  private:
-  // The fastest way each backend has to add many rows, with the history's primary key (schema v4)
-  // absorbing identical points (ON CONFLICT DO NOTHING) as kiln's does: SQLite reuses one
-  // prepared statement (ExecMany) inside the transaction; PostgreSQL gets the rows as five arrays
-  // in one INSERT ... SELECT FROM unnest(...), one statement of fixed text (planned once, cached)
-  // and one round trip, which beat a multi-row VALUES list of 6,000 parameters.
-  static Status InsertMetrics(store::Transaction& tx,
-                              const std::vector<std::vector<Value>>& rows) {
+  // A key's points of one batch, as kiln's history stores them (schema v5).
+  struct HistoryChunk {
+    int64_t count = 0;
+    int64_t min_step = 0;
+    int64_t max_step = 0;
+    std::string points;
+  };
+
+  // The fastest way each backend has to add a few rows: SQLite reuses one prepared statement
+  // (ExecMany) inside the transaction; PostgreSQL gets the rows as arrays in one INSERT ...
+  // SELECT FROM unnest(...), one statement of fixed text (planned once, cached) and one round
+  // trip.
+  static Status InsertChunks(store::Transaction& tx, const std::string& run_id,
+                             const std::map<std::string, HistoryChunk>& chunks) {
     if (tx.dialect().backend() == store::Backend::kSqlite) {
+      std::vector<std::vector<Value>> rows;
+      for (const auto& [key, chunk] : chunks) {
+        rows.push_back({run_id, key, static_cast<int64_t>(RandomUint64() >> 1), chunk.count,
+                        chunk.min_step, chunk.max_step, chunk.points});
+      }
       return tx
-          .ExecMany("INSERT INTO metrics (run_uuid, key, value, is_nan, timestamp, step) "
-                    "VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING",
+          .ExecMany("INSERT INTO metric_chunks (run_uuid, key, chunk_id, point_count, min_step, "
+                    "max_step, points) VALUES (?, ?, ?, ?, ?, ?, ?)",
                     rows)
           .status();
     }
-    std::string keys = "{", values = "{", is_nans = "{", timestamps = "{", steps = "{";
+    std::string keys = "{", ids = "{", counts = "{", min_steps = "{", max_steps = "{",
+                texts = "{";
     auto append = [](std::string& array, const std::string& element) {
       if (array.size() > 1) array.push_back(',');
       array += element;
     };
-    char buffer[32];
-    for (const std::vector<Value>& row : rows) {
-      // Bench keys are plain identifiers; quoting keeps the literal valid for any of them.
-      append(keys, "\"" + std::get<std::string>(row[1]) + "\"");
-      auto end = std::to_chars(buffer, buffer + sizeof(buffer), std::get<double>(row[2])).ptr;
-      append(values, std::string(buffer, end));
-      append(is_nans, std::to_string(std::get<int64_t>(row[3])));
-      append(timestamps, std::to_string(std::get<int64_t>(row[4])));
-      append(steps, std::to_string(std::get<int64_t>(row[5])));
+    for (const auto& [key, chunk] : chunks) {
+      // Bench keys and points need no escaping; quoting keeps the literals valid.
+      append(keys, "\"" + key + "\"");
+      append(ids, std::to_string(static_cast<int64_t>(RandomUint64() >> 1)));
+      append(counts, std::to_string(chunk.count));
+      append(min_steps, std::to_string(chunk.min_step));
+      append(max_steps, std::to_string(chunk.max_step));
+      append(texts, "\"" + chunk.points + "\"");
     }
-    for (std::string* array : {&keys, &values, &is_nans, &timestamps, &steps}) {
+    for (std::string* array : {&keys, &ids, &counts, &min_steps, &max_steps, &texts}) {
       array->push_back('}');
     }
     return tx
-        .Exec("INSERT INTO metrics (run_uuid, key, value, is_nan, timestamp, step) "
-              "SELECT ?, k, v, n, t, s FROM unnest(?::text[], ?::float8[], ?::int[], "
-              "?::bigint[], ?::bigint[]) AS p(k, v, n, t, s) ON CONFLICT DO NOTHING",
-              {rows.front()[0], keys, values, is_nans, timestamps, steps})
+        .Exec("INSERT INTO metric_chunks (run_uuid, key, chunk_id, point_count, min_step, "
+              "max_step, points) SELECT ?, k, i, c, lo, hi, p FROM unnest(?::text[], "
+              "?::bigint[], ?::int[], ?::bigint[], ?::bigint[], ?::text[]) AS x(k, i, c, lo, hi, p)",
+              {run_id, keys, ids, counts, min_steps, max_steps, texts})
         .status();
   }
 
@@ -883,7 +911,8 @@ Status RunConfiguration(const std::string& backend, int64_t runs, const Flags& f
                  static_cast<long long>(runs), seed_watch_seconds);
   }
   {
-    KILN_ASSIGN_OR_RETURN(auto server, KilnServer::Start(scratch->uri(), scratch->artifact_root()));
+    KILN_ASSIGN_OR_RETURN(auto server, KilnServer::Start(scratch->uri(), scratch->artifact_root(),
+                                                       flags.server_threads));
     Floor floor(&server->database());
     KilnClient kiln(server->BaseUrl());
     KILN_ASSIGN_OR_RETURN(std::string write_experiment, kiln.CreateExperiment("bench-writes"));
@@ -898,6 +927,10 @@ Status RunConfiguration(const std::string& backend, int64_t runs, const Flags& f
     info.round_trip = Summarize(std::move(round_trips));
     configurations->push_back(info);
     for (const CaseSpec& spec : kCases) {
+      if (!flags.cases.empty() &&
+          std::find(flags.cases.begin(), flags.cases.end(), spec.name) == flags.cases.end()) {
+        continue;
+      }
       Result<CaseResult> result = RunCase(spec, env, flags);
       if (!result.ok()) {
         return result.status().WithContext(backend + ", " + std::to_string(runs) + " runs, " +
@@ -1059,6 +1092,12 @@ int Main(int argc, char** argv) {
   app.add_option("--seed-threads", flags.seed_threads, "Threads seeding PostgreSQL")
       ->check(CLI::PositiveNumber)
       ->capture_default_str();
+  std::string cases;
+  app.add_option("--cases", cases,
+                 "Comma-separated cases to run (default all): create-run, log-batch-1000, "
+                 "search-100, search-1000, search-filtered");
+  app.add_option("--server-threads", flags.server_threads,
+                 "kiln server's handler threads (default: kiln server's default)");
   app.add_flag("--quick", flags.quick, "Smoke run: 1,000 runs and 5 iterations");
   app.add_flag("--json", flags.json, "Print the results as JSON");
   try {
@@ -1081,6 +1120,14 @@ int Main(int argc, char** argv) {
     if (backend != "sqlite" && backend != "postgres") {
       std::fprintf(stderr, "tracking_bench: --backends: '%s' is neither sqlite nor postgres\n",
                    backend.c_str());
+      return 2;
+    }
+  }
+  flags.cases = SplitList(cases);
+  for (const std::string& name : flags.cases) {
+    if (std::none_of(std::begin(kCases), std::end(kCases),
+                     [&](const CaseSpec& spec) { return name == spec.name; })) {
+      std::fprintf(stderr, "tracking_bench: --cases: no case '%s'\n", name.c_str());
       return 2;
     }
   }

@@ -934,21 +934,6 @@ void AppendMetricWithRunId(std::string& out, const MetricWithRunId& entry) {
   object.Close();
 }
 
-// The whole history of `metric_key` for `run_id`, following page tokens.
-Result<std::vector<Metric>> FullHistory(TrackingStore& store, const std::string& run_id,
-                                        const std::string& metric_key) {
-  std::vector<Metric> all;
-  std::string token;
-  do {
-    KILN_ASSIGN_OR_RETURN(tracking::Page<Metric> page,
-                          store.GetMetricHistory(run_id, metric_key, kMetricHistoryMaxResults, token));
-    all.insert(all.end(), std::make_move_iterator(page.items.begin()),
-               std::make_move_iterator(page.items.end()));
-    token = std::move(page.next_page_token);
-  } while (!token.empty());
-  return all;
-}
-
 // Evenly spaced picks from sorted distinct `steps`, always keeping the first and the last, so a
 // chart of a long history keeps its shape (the UI's sampling for get-history-bulk-interval).
 std::set<int64_t> SampleSteps(const std::vector<int64_t>& steps, int64_t max_results) {
@@ -995,7 +980,7 @@ Result<std::string> GetMetricHistoryBulkInterval(TrackingStore& store, const Jso
 
   std::vector<MetricWithRunId> entries;
   for (const std::string& run_id : run_ids) {
-    KILN_ASSIGN_OR_RETURN(std::vector<Metric> history, FullHistory(store, run_id, metric_key));
+    KILN_ASSIGN_OR_RETURN(std::vector<Metric> history, store.GetFullMetricHistory(run_id, metric_key));
     std::vector<int64_t> steps;
     std::vector<Metric> in_range;
     for (Metric& metric : history) {
@@ -1035,7 +1020,7 @@ Result<std::string> GetMetricHistoryBulk(TrackingStore& store, const Json& reque
                         ReadMaxResults(request, kMetricHistoryMaxResults, kMetricHistoryMaxResults));
   std::vector<MetricWithRunId> entries;
   for (const std::string& run_id : run_ids) {
-    KILN_ASSIGN_OR_RETURN(std::vector<Metric> history, FullHistory(store, run_id, metric_key));
+    KILN_ASSIGN_OR_RETURN(std::vector<Metric> history, store.GetFullMetricHistory(run_id, metric_key));
     for (Metric& metric : history) entries.push_back({std::move(metric), &run_id});
   }
   std::stable_sort(entries.begin(), entries.end(),

@@ -9,10 +9,13 @@
 
 namespace kiln {
 
-std::string NewId() {
-  // The kernel's generator: no per-thread generator state to set up in every worker thread (as
-  // OpenSSL's RAND_bytes keeps), and 16 bytes never block once the system has booted.
-  std::array<unsigned char, 16> bytes{};
+namespace {
+
+// The kernel's generator: no per-thread generator state to set up in every worker thread (as
+// OpenSSL's RAND_bytes keeps), and a few bytes never block once the system has booted.
+template <size_t N>
+std::array<unsigned char, N> RandomBytes() {
+  std::array<unsigned char, N> bytes{};
   ssize_t got;
   do {
     got = ::getrandom(bytes.data(), bytes.size(), 0);
@@ -22,6 +25,20 @@ std::string NewId() {
     std::random_device device;
     for (auto& b : bytes) b = static_cast<unsigned char>(device());
   }
+  return bytes;
+}
+
+}  // namespace
+
+uint64_t RandomUint64() {
+  std::array<unsigned char, 8> bytes = RandomBytes<8>();
+  uint64_t value = 0;
+  for (unsigned char b : bytes) value = (value << 8) | b;
+  return value;
+}
+
+std::string NewId() {
+  std::array<unsigned char, 16> bytes = RandomBytes<16>();
   bytes[6] = static_cast<unsigned char>((bytes[6] & 0x0f) | 0x40);  // uuid4 layout
   bytes[8] = static_cast<unsigned char>((bytes[8] & 0x3f) | 0x80);
   static constexpr char kHex[] = "0123456789abcdef";

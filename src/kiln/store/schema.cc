@@ -307,6 +307,27 @@ DROP INDEX metrics_run_key_step;
 ALTER TABLE metrics DROP CONSTRAINT IF EXISTS metrics_run_uuid_fkey
 )sql";
 
+// Version 5: the metric history in chunks. A log-batch writes one row per (run, key) holding
+// all of that key's points of the batch (a 1,000-point batch of 10 keys is 10 rows, not 1,000:
+// the row count, not the bytes, is what a batch's insert costs on both backends). A chunk's
+// points are text, one per line, "step timestamp value", the value in shortest round-trip form
+// or nan / inf / -inf (text so that both backends store it alike; about 30 bytes a point).
+// chunk_id is random, so concurrent writers of one key never collide. Identical points are
+// collapsed when the history is read (MLflow stores a repeated point once); points logged
+// before version 5 stay in `metrics` and are read together with the chunks.
+constexpr std::string_view kV5 = R"sql(
+CREATE TABLE metric_chunks (
+  run_uuid TEXT NOT NULL,
+  key TEXT NOT NULL,
+  chunk_id BIGINT NOT NULL,
+  point_count INTEGER NOT NULL,
+  min_step BIGINT NOT NULL,
+  max_step BIGINT NOT NULL,
+  points TEXT NOT NULL,
+  PRIMARY KEY (run_uuid, key, chunk_id)
+);
+)sql";
+
 // SQLite stores these tables clustered on their primary key (WITHOUT ROWID), so the rows of one
 // run sit together: loading a page of 1,000 runs' params, tags and latest metrics reads about half
 // as many pages. PostgreSQL has no such clause; its text is the shared one.
@@ -328,11 +349,13 @@ std::string SqliteClustered(std::string_view sql, const std::vector<std::string_
 const std::vector<Migration>& Migrations() {
   static const std::string kV1Sqlite =
       SqliteClustered(kV1, {"params", "tags", "latest_metrics", "experiment_tags"});
+  static const std::string kV5Sqlite = SqliteClustered(kV5, {"metric_chunks"});
   static const std::vector<Migration> kMigrations = {
       {1, "tracking and model registry", kV1Sqlite, kV1},
       {2, "logged models (MLflow 3.x)", kV2, ""},
       {3, "versioned datasets", kV3, ""},
       {4, "metric history keyed by the point", kV4Sqlite, kV4Postgres},
+      {5, "metric history in chunks", kV5Sqlite, kV5},
   };
   return kMigrations;
 }

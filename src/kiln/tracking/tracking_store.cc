@@ -436,43 +436,184 @@ void AppendArrayNumber(std::string& out, Number value) {
   out.append(buffer, result.ptr);
 }
 
-// Inserts the points into the history; identical points are stored once. SQLite reuses one
-// prepared statement per row (its fastest bulk path); PostgreSQL gets the whole batch as five
-// arrays in one statement of fixed text, planned once and run in one round trip.
+// One point of a history chunk: "step timestamp value\n", the value in shortest round-trip
+// form, or nan / inf / -inf.
+void AppendChunkPoint(std::string& out, const StoredMetric& point) {
+  char buffer[32];
+  out.append(buffer, std::to_chars(buffer, buffer + sizeof(buffer), point.step).ptr);
+  out.push_back(' ');
+  out.append(buffer, std::to_chars(buffer, buffer + sizeof(buffer), point.timestamp).ptr);
+  out.push_back(' ');
+  if (point.is_nan != 0) {
+    out += "nan";
+  } else {  // inf and -inf as such
+    out.append(buffer, std::to_chars(buffer, buffer + sizeof(buffer), point.value).ptr);
+  }
+  out.push_back('\n');
+}
+
+// The history chunks of one batch: one per key, its points in the batch's order.
+struct HistoryChunk {
+  std::string_view key;
+  int64_t count = 0;
+  int64_t min_step = 0;
+  int64_t max_step = 0;
+  std::string points;
+};
+
+std::vector<HistoryChunk> ChunkPoints(const std::vector<StoredMetric>& points) {
+  std::vector<HistoryChunk> chunks;  // a batch has few keys, so a linear scan beats a map
+  for (const StoredMetric& point : points) {
+    auto it = std::find_if(chunks.begin(), chunks.end(),
+                           [&](const HistoryChunk& chunk) { return chunk.key == point.key; });
+    if (it == chunks.end()) {
+      chunks.push_back({point.key, 0, point.step, point.step, {}});
+      it = chunks.end() - 1;
+    }
+    ++it->count;
+    it->min_step = std::min(it->min_step, point.step);
+    it->max_step = std::max(it->max_step, point.step);
+    AppendChunkPoint(it->points, point);
+  }
+  std::sort(chunks.begin(), chunks.end(),
+            [](const HistoryChunk& a, const HistoryChunk& b) { return a.key < b.key; });
+  return chunks;
+}
+
+// Appends the points to the history (schema version 5): one row per key. SQLite reuses one
+// prepared statement per row; PostgreSQL gets the rows as arrays in one statement of fixed text,
+// planned once and run in one round trip.
 Status InsertMetricHistory(Transaction& tx, const std::string& run_id,
                            const std::vector<StoredMetric>& points) {
+  std::vector<HistoryChunk> chunks = ChunkPoints(points);
   if (tx.dialect().backend() == store::Backend::kSqlite) {
     std::vector<std::vector<Value>> rows;
-    rows.reserve(points.size());
-    for (const StoredMetric& point : points) {
-      rows.push_back({run_id, std::string(point.key), point.value, point.is_nan, point.timestamp,
-                      point.step});
+    rows.reserve(chunks.size());
+    for (HistoryChunk& chunk : chunks) {
+      rows.push_back({run_id, std::string(chunk.key),
+                      static_cast<int64_t>(RandomUint64() >> 1), chunk.count, chunk.min_step,
+                      chunk.max_step, std::move(chunk.points)});
     }
     return tx
-        .ExecMany("INSERT INTO metrics (run_uuid, key, value, is_nan, timestamp, step) "
-                  "VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING",
+        .ExecMany("INSERT INTO metric_chunks (run_uuid, key, chunk_id, point_count, min_step, "
+                  "max_step, points) VALUES (?, ?, ?, ?, ?, ?, ?)",
                   rows)
         .status();
   }
-  std::string keys = "{", values = "{", is_nans = "{", timestamps = "{", steps = "{";
-  keys.reserve(points.size() * 16);
-  values.reserve(points.size() * 24);
-  timestamps.reserve(points.size() * 14);
-  for (const StoredMetric& point : points) {
-    AppendArrayText(keys, point.key);
-    AppendArrayNumber(values, point.value);
-    AppendArrayNumber(is_nans, point.is_nan);
-    AppendArrayNumber(timestamps, point.timestamp);
-    AppendArrayNumber(steps, point.step);
+  std::string keys = "{", ids = "{", counts = "{", min_steps = "{", max_steps = "{", texts = "{";
+  for (const HistoryChunk& chunk : chunks) {
+    AppendArrayText(keys, chunk.key);
+    AppendArrayNumber(ids, static_cast<int64_t>(RandomUint64() >> 1));
+    AppendArrayNumber(counts, chunk.count);
+    AppendArrayNumber(min_steps, chunk.min_step);
+    AppendArrayNumber(max_steps, chunk.max_step);
+    AppendArrayText(texts, chunk.points);
   }
-  for (std::string* array : {&keys, &values, &is_nans, &timestamps, &steps}) array->push_back('}');
+  for (std::string* array : {&keys, &ids, &counts, &min_steps, &max_steps, &texts}) {
+    array->push_back('}');
+  }
   return tx
-      .Exec("INSERT INTO metrics (run_uuid, key, value, is_nan, timestamp, step) "
-            "SELECT ?, k, v, n, t, s FROM unnest(?::text[], ?::float8[], ?::int[], ?::bigint[], "
-            "?::bigint[]) AS p(k, v, n, t, s) ON CONFLICT DO NOTHING",
-            {run_id, std::move(keys), std::move(values), std::move(is_nans),
-             std::move(timestamps), std::move(steps)})
+      .Exec("INSERT INTO metric_chunks (run_uuid, key, chunk_id, point_count, min_step, "
+            "max_step, points) SELECT ?, k, i, c, lo, hi, p FROM unnest(?::text[], "
+            "?::bigint[], ?::int[], ?::bigint[], ?::bigint[], ?::text[]) AS x(k, i, c, lo, hi, p)",
+            {run_id, std::move(keys), std::move(ids), std::move(counts), std::move(min_steps),
+             std::move(max_steps), std::move(texts)})
       .status();
+}
+
+// A history point as stored: NaN is value 0 with is_nan 1, so points order and compare as
+// MLflow's table does (step, timestamp, value; identical points are one).
+struct HistoryPoint {
+  int64_t step;
+  int64_t timestamp;
+  double value;
+  int64_t is_nan;
+
+  auto Tied() const { return std::tie(step, timestamp, value, is_nan); }
+};
+
+// Parses a chunk's points text (AppendChunkPoint's lines) onto `out`.
+Status ParseChunkPoints(std::string_view text, const std::string& run_id,
+                        const std::string& key, std::vector<HistoryPoint>* out) {
+  const char* p = text.data();
+  const char* end = p + text.size();
+  size_t line = 0;
+  while (p != end) {
+    ++line;
+    HistoryPoint point{};
+    auto bad = [&] {
+      return Internal("metric history of run '" + run_id + "', key '" + key +
+                      "': stored point " + std::to_string(line) + " is malformed");
+    };
+    auto step = std::from_chars(p, end, point.step);
+    if (step.ec != std::errc() || step.ptr == end || *step.ptr != ' ') return bad();
+    auto timestamp = std::from_chars(step.ptr + 1, end, point.timestamp);
+    if (timestamp.ec != std::errc() || timestamp.ptr == end || *timestamp.ptr != ' ') {
+      return bad();
+    }
+    const char* value_start = timestamp.ptr + 1;
+    const char* value_end = std::find(value_start, end, '\n');
+    if (value_end == end) return bad();
+    if (std::string_view(value_start, static_cast<size_t>(value_end - value_start)) == "nan") {
+      point.value = 0;
+      point.is_nan = 1;
+    } else {
+      auto value = std::from_chars(value_start, value_end, point.value);
+      if (value.ec != std::errc() || value.ptr != value_end || std::isnan(point.value)) {
+        return bad();
+      }
+    }
+    out->push_back(point);
+    p = value_end + 1;
+  }
+  return Status::Ok();
+}
+
+// The whole history of one key, ordered by (step, timestamp, value), identical points once:
+// the chunks plus any points logged before schema version 5.
+Result<std::vector<HistoryPoint>> ReadHistory(Transaction& tx, const std::string& run_id,
+                                              const std::string& key) {
+  std::vector<HistoryPoint> points;
+  KILN_ASSIGN_OR_RETURN(Rows chunks,
+                        tx.Query("SELECT points FROM metric_chunks WHERE run_uuid = ? AND key = ?",
+                                 {run_id, key}));
+  for (size_t i = 0; i < chunks.size(); ++i) {
+    KILN_RETURN_IF_ERROR(ParseChunkPoints(chunks.Text(i, 0), run_id, key, &points));
+  }
+  KILN_ASSIGN_OR_RETURN(
+      Rows legacy, tx.Query("SELECT step, timestamp, value, is_nan FROM metrics WHERE "
+                            "run_uuid = ? AND key = ?",
+                            {run_id, key}));
+  for (size_t i = 0; i < legacy.size(); ++i) {
+    points.push_back({legacy.Int(i, 0), legacy.Int(i, 1), legacy.Double(i, 2), legacy.Int(i, 3)});
+  }
+  std::sort(points.begin(), points.end(),
+            [](const HistoryPoint& a, const HistoryPoint& b) { return a.Tied() < b.Tied(); });
+  points.erase(std::unique(points.begin(), points.end(),
+                           [](const HistoryPoint& a, const HistoryPoint& b) {
+                             return a.Tied() == b.Tied();
+                           }),
+               points.end());
+  return points;
+}
+
+// ReadHistory, or NotFound naming the run when there is no such run.
+Result<std::vector<HistoryPoint>> ReadRunHistory(Transaction& tx, const std::string& run_id,
+                                                 const std::string& key) {
+  KILN_ASSIGN_OR_RETURN(Rows run, tx.Query("SELECT 1 FROM runs WHERE run_uuid = ?", {run_id}));
+  if (run.empty()) return RunNotFound(run_id);
+  return ReadHistory(tx, run_id, key);
+}
+
+std::vector<Metric> ToMetrics(const std::string& key, const std::vector<HistoryPoint>& points,
+                              size_t first, size_t last) {
+  std::vector<Metric> metrics;
+  metrics.reserve(last - first);
+  for (size_t i = first; i < last; ++i) {
+    const HistoryPoint& point = points[i];
+    metrics.push_back({key, FromStored(point.value, point.is_nan), point.timestamp, point.step});
+  }
+  return metrics;
 }
 
 // Appends metric points to the history and advances latest_metrics. The history's primary key is
@@ -1106,22 +1247,25 @@ Result<Page<Metric>> TrackingStore::GetMetricHistory(const std::string& run_id,
   }
   Page<Metric> page;
   KILN_RETURN_IF_ERROR(database_->Read([&](Transaction& tx) -> Status {
-    KILN_ASSIGN_OR_RETURN(Rows run, tx.Query("SELECT 1 FROM runs WHERE run_uuid = ?", {run_id}));
-    if (run.empty()) return RunNotFound(run_id);
-    KILN_ASSIGN_OR_RETURN(
-        Rows rows,
-        tx.Query("SELECT value, is_nan, timestamp, step FROM metrics WHERE run_uuid = ? AND "
-                 "key = ? ORDER BY step, timestamp, value LIMIT ? OFFSET ?",
-                 {run_id, metric_key, limit + 1, offset}));
-    for (size_t i = 0; i < rows.size() && static_cast<int64_t>(i) < limit; ++i) {
-      page.items.push_back({metric_key, FromStored(rows.Double(i, 0), rows.Int(i, 1)),
-                            rows.Int(i, 2), rows.Int(i, 3)});
-    }
-    if (static_cast<int64_t>(rows.size()) > limit)
-      page.next_page_token = EncodePageToken(offset + limit);
+    KILN_ASSIGN_OR_RETURN(std::vector<HistoryPoint> points, ReadRunHistory(tx, run_id, metric_key));
+    const size_t first = static_cast<size_t>(std::min<uint64_t>(offset, points.size()));
+    const size_t last = first + std::min<size_t>(static_cast<size_t>(limit), points.size() - first);
+    page.items = ToMetrics(metric_key, points, first, last);
+    if (last < points.size()) page.next_page_token = EncodePageToken(static_cast<int64_t>(last));
     return Status::Ok();
   }));
   return page;
+}
+
+Result<std::vector<Metric>> TrackingStore::GetFullMetricHistory(const std::string& run_id,
+                                                                const std::string& metric_key) {
+  std::vector<Metric> metrics;
+  KILN_RETURN_IF_ERROR(database_->Read([&](Transaction& tx) -> Status {
+    KILN_ASSIGN_OR_RETURN(std::vector<HistoryPoint> points, ReadRunHistory(tx, run_id, metric_key));
+    metrics = ToMetrics(metric_key, points, 0, points.size());
+    return Status::Ok();
+  }));
+  return metrics;
 }
 
 Result<Page<Run>> TrackingStore::SearchRuns(const RunSearchSpec& spec) {

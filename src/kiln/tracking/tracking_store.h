@@ -151,8 +151,12 @@ class TrackingStore {
   Status LogInputs(const std::string& run_id, const std::vector<DatasetInput>& inputs);
   // Stores model_json (MLflow's log-model) as an entry of the run's mlflow.log-model.history tag.
   Status LogModel(const std::string& run_id, const std::string& model_json);
+  // A page of one key's history in (step, timestamp, value) order; identical points once.
   Result<Page<Metric>> GetMetricHistory(const std::string& run_id, const std::string& metric_key,
                                         int64_t max_results, const std::string& page_token);
+  // The whole history of one key, in one read (the same points as every page together).
+  Result<std::vector<Metric>> GetFullMetricHistory(const std::string& run_id,
+                                                   const std::string& metric_key);
   Result<Page<Run>> SearchRuns(const RunSearchSpec& spec);
 
  private:

@@ -1,11 +1,13 @@
 // TrackingStore against real databases: every test runs on SQLite and on PostgreSQL.
 #include "kiln/tracking/tracking_store.h"
 
+#include <gmock/gmock.h>
 #include <gtest/gtest.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
 #include <atomic>
+#include <bit>
 #include <chrono>
 #include <cmath>
 #include <limits>
@@ -447,7 +449,7 @@ TEST_P(TrackingStoreTest, LogBatchRejectsMoreThan1000Metrics) {
   EXPECT_STATUS(store_->LogBatch(batch), StatusCode::kInvalidArgument,
                 "A batch logging request can contain at most 1000 metrics. Got 1001 metrics. "
                 "Please split up metrics across multiple requests and try again.");
-  EXPECT_EQ(CountRows("SELECT COUNT(*) FROM metrics"), 0);
+  EXPECT_EQ(CountRows("SELECT COALESCE(SUM(point_count), 0) FROM metric_chunks"), 0);
 }
 
 TEST_P(TrackingStoreTest, LogBatchEnforcesParamTagAndTotalLimits) {
@@ -504,7 +506,7 @@ TEST_P(TrackingStoreTest, LogBatchOf1000MetricsIsOneFastTransaction) {
   std::printf("log-batch of 1000 metrics: %.2f ms\n",
               std::chrono::duration<double, std::milli>(elapsed).count());
   EXPECT_LT(elapsed, std::chrono::seconds(2));  // a Debug build; release is a few ms
-  EXPECT_EQ(CountRows("SELECT COUNT(*) FROM metrics"), 1000);
+  EXPECT_EQ(CountRows("SELECT COALESCE(SUM(point_count), 0) FROM metric_chunks"), 1000);
   EXPECT_EQ(CountRows("SELECT COUNT(*) FROM latest_metrics"), 10);
   auto latest = FindMetric(*store_->GetRun(run.info.run_id), "m9");
   ASSERT_TRUE(latest);
@@ -671,6 +673,105 @@ TEST_P(TrackingStoreTest, MetricHistoryPagesInStepOrder) {
             StatusCode::kInvalidArgument);
 }
 
+TEST_P(TrackingStoreTest, MetricHistoryStoresABatchAsOneChunkPerKeyAndRoundTripsEveryValue) {
+  const double inf = std::numeric_limits<double>::infinity();
+  const double nan = std::numeric_limits<double>::quiet_NaN();
+  const std::vector<double> values = {0.1,   -0.0,   1e308, -4.9e-324, 2.2250738585072014e-308,
+                                      inf,   -inf,   nan,   123456789012345678.0, 1.0 / 3};
+  Run run = NewRun();
+  LogBatchRequest batch;
+  batch.run_id = run.info.run_id;
+  for (size_t i = 0; i < values.size(); ++i) {
+    batch.metrics.push_back({"v", values[i], -5 + static_cast<int64_t>(i),
+                             static_cast<int64_t>(i) - 3});
+    batch.metrics.push_back({"w", 1, 7, static_cast<int64_t>(i)});
+  }
+  ASSERT_OK(store_->LogBatch(batch));
+  EXPECT_EQ(CountRows("SELECT COUNT(*) FROM metric_chunks"), 2);
+  EXPECT_EQ(CountRows("SELECT min_step FROM metric_chunks WHERE key = 'v'"), -3);
+  EXPECT_EQ(CountRows("SELECT max_step FROM metric_chunks WHERE key = 'v'"), 6);
+
+  auto history = store_->GetFullMetricHistory(run.info.run_id, "v");
+  ASSERT_TRUE(history.ok()) << history.status().ToString();
+  ASSERT_EQ(history->size(), values.size());
+  for (size_t i = 0; i < values.size(); ++i) {
+    const Metric& metric = (*history)[i];
+    EXPECT_EQ(metric.step, static_cast<int64_t>(i) - 3);
+    EXPECT_EQ(metric.timestamp, -5 + static_cast<int64_t>(i));
+    if (std::isnan(values[i])) {
+      EXPECT_TRUE(std::isnan(metric.value));
+    } else {
+      EXPECT_EQ(std::bit_cast<uint64_t>(metric.value), std::bit_cast<uint64_t>(values[i]))
+          << "point " << i << ": " << metric.value;
+    }
+  }
+  EXPECT_EQ(store_->GetFullMetricHistory("0123456789abcdef0123456789abcdef", "v").status().code(),
+            StatusCode::kNotFound);
+}
+
+TEST_P(TrackingStoreTest, MetricHistoryMergesPointsLoggedBeforeChunksAndCollapsesRepeats) {
+  Run run = NewRun();
+  // Points as schema version 4 stored them, one row each (NaN is value 0 with is_nan 1).
+  ASSERT_OK(database_.db()->Write([&](store::Transaction& tx) -> Status {
+    return tx
+        .ExecMany("INSERT INTO metrics (run_uuid, key, value, is_nan, timestamp, step) "
+                  "VALUES (?, ?, ?, ?, ?, ?)",
+                  {{run.info.run_id, std::string("m"), 2.0, int64_t{0}, int64_t{10}, int64_t{2}},
+                   {run.info.run_id, std::string("m"), 0.0, int64_t{1}, int64_t{10}, int64_t{4}},
+                   {run.info.run_id, std::string("n"), 9.0, int64_t{0}, int64_t{10}, int64_t{0}}})
+        .status();
+  }));
+  LogBatchRequest batch;
+  batch.run_id = run.info.run_id;
+  batch.metrics = {{"m", 3, 10, 3},
+                   {"m", 2, 10, 2},  // the same point as a stored row
+                   {"m", std::numeric_limits<double>::quiet_NaN(), 10, 4},  // ditto
+                   {"m", 1, 10, 1},
+                   {"m", 1, 10, 1}};  // twice in one batch
+  ASSERT_OK(store_->LogBatch(batch));
+  ASSERT_OK(store_->LogBatch(batch));  // a client retry
+
+  std::vector<int64_t> steps;
+  std::string token;
+  int pages = 0;
+  do {
+    auto page = store_->GetMetricHistory(run.info.run_id, "m", 2, token);
+    ASSERT_TRUE(page.ok()) << page.status().ToString();
+    for (const Metric& metric : page->items) steps.push_back(metric.step);
+    token = page->next_page_token;
+    ++pages;
+  } while (!token.empty() && pages < 10);
+  EXPECT_EQ(steps, (std::vector<int64_t>{1, 2, 3, 4}));
+  EXPECT_EQ(pages, 2);
+  auto full = store_->GetFullMetricHistory(run.info.run_id, "m");
+  ASSERT_TRUE(full.ok()) << full.status().ToString();
+  ASSERT_EQ(full->size(), 4u);
+  EXPECT_TRUE(std::isnan(full->back().value));
+  EXPECT_EQ(store_->GetFullMetricHistory(run.info.run_id, "n")->size(), 1u);
+  EXPECT_TRUE(store_->GetFullMetricHistory(run.info.run_id, "absent")->empty());
+}
+
+TEST_P(TrackingStoreTest, AMalformedHistoryChunkIsAnErrorNamingRunKeyAndPoint) {
+  Run run = NewRun();
+  for (const std::string& points : {std::string("1 2 3\n4 5\n"), std::string("1 2 3"),
+                                    std::string("x 2 3\n"), std::string("1 2 3x\n"),
+                                    std::string("1 2 -nan\n")}) {
+    ASSERT_OK(database_.db()->Write([&](store::Transaction& tx) -> Status {
+      KILN_RETURN_IF_ERROR(tx.Exec("DELETE FROM metric_chunks").status());
+      return tx
+          .Exec("INSERT INTO metric_chunks (run_uuid, key, chunk_id, point_count, min_step, "
+                "max_step, points) VALUES (?, 'bad', 1, 2, 1, 4, ?)",
+                {run.info.run_id, points})
+          .status();
+    }));
+    auto history = store_->GetMetricHistory(run.info.run_id, "bad", 0, "");
+    EXPECT_EQ(history.status().code(), StatusCode::kInternal) << points;
+    EXPECT_THAT(history.status().message(),
+                ::testing::HasSubstr("run '" + run.info.run_id + "', key 'bad'"));
+    EXPECT_THAT(history.status().message(), ::testing::HasSubstr("stored point"));
+  }
+}
+
 // --- Inputs and models ---------------------------------------------------------------------------
 
 TEST_P(TrackingStoreTest, LogInputsShowUpInGetRunOnce) {
@@ -790,7 +891,7 @@ TEST_P(TrackingStoreTest, ConcurrentLogBatchFromEightThreadsLosesNothing) {
   }
   for (std::thread& thread : threads) thread.join();
   ASSERT_EQ(failures.load(), 0);
-  EXPECT_EQ(CountRows("SELECT COUNT(*) FROM metrics"),
+  EXPECT_EQ(CountRows("SELECT COALESCE(SUM(point_count), 0) FROM metric_chunks"),
             int64_t{2} * kThreads * kBatches * kMetricsPerBatch);
   // On the shared run, the latest point per key is the greatest (step, timestamp): the last step
   // of each key, logged by the thread with the greatest timestamp.
@@ -857,7 +958,7 @@ TEST(TrackingStoreProcessesTest, EightProcessesLoggingIntoOneSqliteFileLoseNothi
   int64_t metrics = -1, runs = -1, experiments = -1;
   ASSERT_TRUE((*db)
                   ->Read([&](store::Transaction& tx) -> Status {
-                    KILN_ASSIGN_OR_RETURN(store::Rows m, tx.Query("SELECT COUNT(*) FROM metrics"));
+                    KILN_ASSIGN_OR_RETURN(store::Rows m, tx.Query("SELECT COALESCE(SUM(point_count), 0) FROM metric_chunks"));
                     KILN_ASSIGN_OR_RETURN(store::Rows r, tx.Query("SELECT COUNT(*) FROM runs"));
                     KILN_ASSIGN_OR_RETURN(store::Rows e,
                                           tx.Query("SELECT COUNT(*) FROM experiments"));
