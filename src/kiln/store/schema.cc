@@ -315,7 +315,11 @@ ALTER TABLE metrics DROP CONSTRAINT IF EXISTS metrics_run_uuid_fkey
 // chunk_id is random, so concurrent writers of one key never collide. Identical points are
 // collapsed when the history is read (MLflow stores a repeated point once); points logged
 // before version 5 stay in `metrics` and are read together with the chunks.
+// runs.revision counts the writes of a run's children (params, tags, latest metrics, inputs):
+// every such write increments it in its transaction, so a cached copy of the children is
+// current exactly when its revision is (tracking's RunChildrenCache).
 constexpr std::string_view kV5 = R"sql(
+ALTER TABLE runs ADD COLUMN revision BIGINT NOT NULL DEFAULT 0;
 CREATE TABLE metric_chunks (
   run_uuid TEXT NOT NULL,
   key TEXT NOT NULL,
@@ -355,7 +359,7 @@ const std::vector<Migration>& Migrations() {
       {2, "logged models (MLflow 3.x)", kV2, ""},
       {3, "versioned datasets", kV3, ""},
       {4, "metric history keyed by the point", kV4Sqlite, kV4Postgres},
-      {5, "metric history in chunks", kV5Sqlite, kV5},
+      {5, "metric history in chunks, run revisions", kV5Sqlite, kV5},
   };
   return kMigrations;
 }

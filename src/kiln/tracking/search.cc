@@ -35,6 +35,8 @@
 #include <charconv>
 #include <cmath>
 #include <limits>
+#include <list>
+#include <mutex>
 #include <optional>
 #include <unordered_map>
 
@@ -819,10 +821,11 @@ Result<SqlStatement> BuildModelVersionSearchSql(const ModelVersionSearchSpec& sp
 
 namespace {
 
-// The runs' own columns, in ReadRunInfo's order.
+// The runs' own columns, in ReadRunInfo's order, then the revision of their children.
 constexpr std::string_view kRunPageColumns =
     "r.run_uuid, r.name, r.experiment_id, r.user_id, r.status, r.start_time, r.end_time, "
-    "r.artifact_uri, r.lifecycle_stage";
+    "r.artifact_uri, r.lifecycle_stage, r.revision";
+constexpr size_t kRevisionColumn = 9;
 // Page ids per child query: one statement for a page of up to 1,000 runs, and far below SQLite's
 // bound-parameter limit.
 constexpr size_t kIdChunk = 1000;
@@ -985,7 +988,99 @@ Status LoadChildren(store::Transaction& tx, const std::vector<const std::string*
 
 }  // namespace
 
-Result<Page<Run>> SearchRunPage(store::Transaction& tx, const RunSearchSpec& spec) {
+// --- The children cache ---------------------------------------------------------------------------
+
+namespace {
+
+size_t EstimatedBytes(const Run& run) {
+  size_t bytes = sizeof(Run) + run.info.run_id.size() * 2 + 64;  // the key, the LRU node
+  for (const Metric& metric : run.metrics) bytes += sizeof(Metric) + metric.key.size();
+  for (const Tag& param : run.params) bytes += sizeof(Tag) + param.key.size() + param.value.size();
+  for (const Tag& tag : run.tags) bytes += sizeof(Tag) + tag.key.size() + tag.value.size();
+  for (const DatasetInput& input : run.inputs) {
+    const Dataset& d = input.dataset;
+    bytes += sizeof(DatasetInput) + d.name.size() + d.digest.size() + d.source_type.size() +
+             d.source.size() + d.schema.size() + d.profile.size();
+    for (const Tag& tag : input.tags) bytes += sizeof(Tag) + tag.key.size() + tag.value.size();
+  }
+  return bytes;
+}
+
+}  // namespace
+
+struct RunChildrenCache::State {
+  struct Entry {
+    int64_t revision;
+    Run children;  // info unused
+    size_t bytes;
+    std::list<std::string>::iterator recency;
+  };
+  mutable std::mutex mutex;
+  size_t budget;
+  size_t bytes = 0;
+  std::unordered_map<std::string, Entry> entries;
+  std::list<std::string> recency;  // most recently used first
+
+  void Erase(std::unordered_map<std::string, Entry>::iterator it) {
+    bytes -= it->second.bytes;
+    recency.erase(it->second.recency);
+    entries.erase(it);
+  }
+};
+
+RunChildrenCache::RunChildrenCache(size_t budget_bytes) : state_(std::make_unique<State>()) {
+  state_->budget = budget_bytes;
+}
+
+RunChildrenCache::~RunChildrenCache() = default;
+
+bool RunChildrenCache::Fill(const std::string& run_id, int64_t revision, Run* run) {
+  std::lock_guard<std::mutex> lock(state_->mutex);
+  auto it = state_->entries.find(run_id);
+  if (it == state_->entries.end() || it->second.revision != revision) return false;
+  const Run& children = it->second.children;
+  run->metrics = children.metrics;
+  run->params = children.params;
+  run->tags = children.tags;
+  run->inputs = children.inputs;
+  state_->recency.splice(state_->recency.begin(), state_->recency, it->second.recency);
+  return true;
+}
+
+void RunChildrenCache::Put(const Run& run, int64_t revision) {
+  const size_t bytes = EstimatedBytes(run);
+  std::lock_guard<std::mutex> lock(state_->mutex);
+  State& state = *state_;
+  auto it = state.entries.find(run.info.run_id);
+  if (it != state.entries.end()) {
+    if (it->second.revision > revision) return;  // a newer revision is cached already
+    state.Erase(it);
+  }
+  if (bytes > state.budget) return;
+  while (state.bytes + bytes > state.budget && !state.recency.empty()) {
+    state.Erase(state.entries.find(state.recency.back()));
+  }
+  state.recency.push_front(run.info.run_id);
+  State::Entry& entry = state.entries[run.info.run_id];
+  entry.revision = revision;
+  entry.children.metrics = run.metrics;
+  entry.children.params = run.params;
+  entry.children.tags = run.tags;
+  entry.children.inputs = run.inputs;
+  entry.bytes = bytes;
+  entry.recency = state.recency.begin();
+  state.bytes += bytes;
+}
+
+size_t RunChildrenCache::entries() const {
+  std::lock_guard<std::mutex> lock(state_->mutex);
+  return state_->entries.size();
+}
+
+// --- The page ------------------------------------------------------------------------------------
+
+Result<Page<Run>> SearchRunPage(store::Transaction& tx, const RunSearchSpec& spec,
+                                RunChildrenCache* cache) {
   KILN_ASSIGN_OR_RETURN(SqlStatement statement,
                         BuildRunPageSql(spec, tx.dialect(), kRunPageColumns));
   KILN_ASSIGN_OR_RETURN(store::Rows rows, tx.Query(statement.sql, statement.params));
@@ -993,19 +1088,23 @@ Result<Page<Run>> SearchRunPage(store::Transaction& tx, const RunSearchSpec& spe
   size_t count = std::min(rows.size(), static_cast<size_t>(spec.max_results));
   if (rows.size() > count) page.next_page_token = EncodePageToken(spec.offset + spec.max_results);
   page.items.resize(count);
-  std::vector<const std::string*> ids(count);
+  // The runs whose children are loaded here (not found in the cache), with their revisions.
+  std::vector<const std::string*> ids;
+  std::vector<std::pair<Run*, int64_t>> loaded;
   // Keys view the runs' own ids: page.items is not resized again while the map lives.
   std::unordered_map<std::string_view, Run*> position;
-  position.reserve(count);
   for (size_t i = 0; i < count; ++i) {
     Run& run = page.items[i];
     run.info = ReadRunInfo(rows, i);
-    ids[i] = &run.info.run_id;
+    const int64_t revision = IntCell(rows, i, kRevisionColumn);
+    if (cache != nullptr && cache->Fill(run.info.run_id, revision, &run)) continue;
+    ids.push_back(&run.info.run_id);
+    loaded.emplace_back(&run, revision);
     position.emplace(run.info.run_id, &run);
   }
-  for (size_t begin = 0; begin < count; begin += kIdChunk) {
+  for (size_t begin = 0; begin < ids.size(); begin += kIdChunk) {
     KILN_RETURN_IF_ERROR(
-        LoadChildren(tx, ids, begin, std::min(count, begin + kIdChunk), position));
+        LoadChildren(tx, ids, begin, std::min(ids.size(), begin + kIdChunk), position));
   }
   auto key_less = [](const auto& a, const auto& b) { return a.key < b.key; };
   auto sort_by_key = [&](auto& items) {
@@ -1013,10 +1112,11 @@ Result<Page<Run>> SearchRunPage(store::Transaction& tx, const RunSearchSpec& spe
       std::sort(items.begin(), items.end(), key_less);
     }
   };
-  for (Run& run : page.items) {
-    sort_by_key(run.metrics);
-    sort_by_key(run.params);
-    sort_by_key(run.tags);
+  for (auto& [run, revision] : loaded) {
+    sort_by_key(run->metrics);
+    sort_by_key(run->params);
+    sort_by_key(run->tags);
+    if (cache != nullptr) cache->Put(*run, revision);
   }
   return page;
 }

@@ -13,6 +13,7 @@
 #pragma once
 
 #include <cstdint>
+#include <memory>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -56,7 +57,34 @@ struct Page;  // tracking_store.h
 // columns), then per chunk of page ids one query each for latest metrics, params, tags and
 // dataset inputs (+ their tags when there are any). A run's metrics, params and tags are sorted
 // by key (byte order), its inputs by dataset name then digest, an input's tags by name.
-Result<Page<Run>> SearchRunPage(store::Transaction& tx, const RunSearchSpec& spec);
+// The children of runs (latest metrics, params, tags, inputs: everything of a Run but its info)
+// as last loaded, keyed by run id and the run's revision (runs.revision, which every write of a
+// run's children increments in the same transaction, from any process). A search page reads each
+// run's revision with its own columns and loads only the runs whose children are not here at that
+// revision. Least recently used entries go first once the estimated size passes the budget.
+// Thread-safe.
+class RunChildrenCache {
+ public:
+  explicit RunChildrenCache(size_t budget_bytes);
+  ~RunChildrenCache();
+  RunChildrenCache(const RunChildrenCache&) = delete;
+  RunChildrenCache& operator=(const RunChildrenCache&) = delete;
+
+  // Copies the children cached for (run_id, revision) into `run`; false if there are none.
+  bool Fill(const std::string& run_id, int64_t revision, Run* run);
+  // Caches `run`'s children as those of (run id, revision), replacing an older revision's.
+  void Put(const Run& run, int64_t revision);
+  size_t entries() const;
+
+ private:
+  struct State;
+  std::unique_ptr<State> state_;
+};
+
+// A page of runs, each loaded whole. With a cache, runs whose children it holds at their current
+// revision are filled from it and the others are loaded and added to it.
+Result<Page<Run>> SearchRunPage(store::Transaction& tx, const RunSearchSpec& spec,
+                                RunChildrenCache* cache = nullptr);
 
 struct ExperimentSearchSpec {
   std::string filter;  // name, creation_time, last_update_time, tags.<k>

@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <functional>
 #include <ostream>
 #include <string>
 #include <vector>
@@ -801,9 +802,12 @@ using RunPage = Page<kiln::tracking::Run>;
 class SearchRunPageTest : public SearchExecutionTest {
  protected:
   RunPage Search(RunSearchSpec spec) {
+    return Search(spec, nullptr);
+  }
+  RunPage Search(RunSearchSpec spec, RunChildrenCache* cache) {
     RunPage page;
     Status status = db()->Read([&](store::Transaction& tx) -> Status {
-      KILN_ASSIGN_OR_RETURN(page, SearchRunPage(tx, spec));
+      KILN_ASSIGN_OR_RETURN(page, SearchRunPage(tx, spec, cache));
       return Status::Ok();
     });
     EXPECT_TRUE(status.ok()) << status.ToString();
@@ -911,6 +915,93 @@ TEST_P(SearchRunPageTest, PagesLargerThanOneIdChunkKeepEveryChild) {
     ASSERT_EQ(run.metrics.size(), 1u);
     EXPECT_EQ(run.metrics[0].value, static_cast<double>(n));
   }
+}
+
+TEST_P(SearchRunPageTest, ACachedPageFollowsEveryWriteOfItsRuns) {
+  RunChildrenCache cache(size_t{1} << 20);
+  const RunSearchSpec spec = RunSpec("");
+  RunPage first = Search(spec, &cache);
+  ASSERT_FALSE(first.items.empty());
+  ExpectSameAsGetRun(first, spec);
+  EXPECT_EQ(cache.entries(), first.items.size());
+  ExpectSameAsGetRun(Search(spec, &cache), spec);  // now every run comes from the cache
+  EXPECT_EQ(cache.entries(), first.items.size());
+
+  // Writes through a store that does not own the cache, as another process's would be.
+  Result<std::unique_ptr<TrackingStore>> opened = TrackingStore::Open(db());
+  ASSERT_TRUE(opened.ok()) << opened.status().ToString();
+  TrackingStore& store = **opened;
+  const std::string id = first.items[0].info.run_id;
+  DatasetInput input;
+  input.dataset = {"eval", "d1", "local", "/data/eval.csv", "{}", "{}"};
+  input.tags = {{"mlflow.data.context", "eval"}};
+  LogBatchRequest batch;
+  batch.run_id = id;
+  batch.metrics = {{"auc", 0.99, 5, 9}};
+  batch.params = {{"batch_param", "1"}};
+  batch.tags = {{"batch_tag", "x"}};
+  UpdateRunRequest rename;
+  rename.run_id = id;
+  rename.run_name = "renamed";
+  const std::vector<std::pair<std::string, std::function<Status()>>> writes = {
+      {"log-metric", [&] { return store.LogMetric(id, {"new_metric", 1.5, 3, 1}); }},
+      {"log-param", [&] { return store.LogParam(id, {"new_param", "v"}); }},
+      {"set-tag", [&] { return store.SetTag(id, {"new_tag", "v"}); }},
+      {"delete-tag", [&] { return store.DeleteTag(id, "new_tag"); }},
+      {"log-batch", [&] { return store.LogBatch(batch); }},
+      {"log-inputs", [&] { return store.LogInputs(id, {input}); }},
+      {"log-model",
+       [&] {
+         return store.LogModel(id, R"({"artifact_path": "m", "flavors": {}, "run_id": ")" + id +
+                                       R"(", "utc_time_created": "2026-11-27 00:00:00"})");
+       }},
+      {"update-run rename", [&] { return store.UpdateRun(rename).status(); }},
+  };
+  for (const auto& [name, write] : writes) {
+    SCOPED_TRACE(name);
+    ASSERT_TRUE(write().ok()) << write().ToString();
+    ExpectSameAsGetRun(Search(spec, &cache), spec);
+  }
+}
+
+TEST(RunChildrenCacheTest, ServesOnlyTheCachedRevisionAndStaysWithinItsBudget) {
+  auto run_with = [](const std::string& id, const std::string& value) {
+    kiln::tracking::Run run;
+    run.info.run_id = id;
+    run.params = {{"p", value}};
+    return run;
+  };
+  RunChildrenCache cache(size_t{1} << 20);
+  cache.Put(run_with("a", "one"), 3);
+  kiln::tracking::Run out;
+  EXPECT_FALSE(cache.Fill("a", 2, &out));
+  EXPECT_FALSE(cache.Fill("a", 4, &out));
+  EXPECT_FALSE(cache.Fill("b", 3, &out));
+  ASSERT_TRUE(cache.Fill("a", 3, &out));
+  ASSERT_EQ(out.params.size(), 1u);
+  EXPECT_EQ(out.params[0].value, "one");
+  cache.Put(run_with("a", "older"), 2);  // a slower reader's older load does not replace it
+  ASSERT_TRUE(cache.Fill("a", 3, &out));
+  EXPECT_EQ(out.params[0].value, "one");
+  cache.Put(run_with("a", "two"), 4);
+  EXPECT_FALSE(cache.Fill("a", 3, &out));
+  ASSERT_TRUE(cache.Fill("a", 4, &out));
+  EXPECT_EQ(out.params[0].value, "two");
+  EXPECT_EQ(cache.entries(), 1u);
+
+  // A budget of a few entries keeps the most recently used.
+  RunChildrenCache small(1500);
+  for (int i = 0; i < 50; ++i) {
+    small.Put(run_with("r" + std::to_string(i), std::string(100, 'x')), 1);
+    ASSERT_TRUE(small.Fill("r0", 1, &out)) << i;  // used every time: never the one evicted
+  }
+  EXPECT_GT(small.entries(), 1u);
+  EXPECT_LT(small.entries(), 10u);
+  EXPECT_TRUE(small.Fill("r49", 1, &out));
+  EXPECT_FALSE(small.Fill("r1", 1, &out));
+  RunChildrenCache none(10);  // smaller than any entry: caches nothing
+  none.Put(run_with("a", "one"), 1);
+  EXPECT_EQ(none.entries(), 0u);
 }
 
 INSTANTIATE_TEST_SUITE_P(Backends, SearchRunPageTest,

@@ -160,9 +160,11 @@ class TrackingStore {
   Result<Page<Run>> SearchRuns(const RunSearchSpec& spec);
 
  private:
-  TrackingStore(store::Database* database, Clock* clock) : database_(database), clock_(clock) {}
+  TrackingStore(store::Database* database, Clock* clock);
   store::Database* database_;
   Clock* clock_;
+  // The children of runs that searches loaded, reused while their revision holds.
+  std::unique_ptr<RunChildrenCache> run_cache_;
 };
 
 }  // namespace kiln::tracking
