@@ -257,7 +257,9 @@ Result<std::unique_ptr<App>> App::Open(const ServerConfig& config, Clock* clock)
   state->clock = clock;
   if (state->config.http.threads == 0) state->config.http.threads = kDefaultThreads;
   KILN_RETURN_IF_ERROR(MakeDirs(config.artifact_root));
-  KILN_ASSIGN_OR_RETURN(state->database, store::Database::Open(config.store_uri));
+  store::Options database_options;
+  database_options.background_checkpoint = true;  // a long-lived process: no request checkpoints
+  KILN_ASSIGN_OR_RETURN(state->database, store::Database::Open(config.store_uri, database_options));
   KILN_ASSIGN_OR_RETURN(state->tracking, tracking::TrackingStore::Open(state->database.get(), clock));
   KILN_ASSIGN_OR_RETURN(state->registry, registry::RegistryStore::Open(state->database.get(), clock));
   state->logged_models =

@@ -119,6 +119,11 @@ struct Options {
   int pool_size = 8;
   // true: every write is kPowerLoss, whatever it asks for (the `--sync full` setting).
   bool sync_full = false;
+  // SQLite, for long-lived processes (kiln server): commits do not copy the WAL back into the
+  // database file themselves (SQLite's automatic checkpoint, every 1,000 pages, in whichever
+  // commit crosses it); a background thread does it, so no request waits for one. A commit still
+  // checkpoints itself if the WAL passes 16,000 pages (64 MB) regardless.
+  bool background_checkpoint = false;
 };
 
 class Database {

@@ -5,6 +5,7 @@
 #include <unistd.h>
 
 #include <atomic>
+#include <chrono>
 #include <cmath>
 #include <filesystem>
 #include <limits>
@@ -627,6 +628,7 @@ TEST(SqliteProcessesTest, EightProcessesWritingOneFileLoseNothing) {
   EXPECT_EQ(CountItems(**db, "batch_rows"), kProcesses * kTransactions * kRowsPerTransaction);
 }
 
+
 }  // namespace
 }  // namespace kiln::store
 
@@ -635,7 +637,8 @@ namespace {
 
 TEST(SqliteSchemaTest, PerRunTablesAreClusteredOnTheirPrimaryKey) {
   kiln::testing::TestDatabase database(Backend::kSqlite);
-  for (std::string table : {"params", "tags", "latest_metrics", "experiment_tags"}) {
+  for (std::string table :
+       {"params", "tags", "latest_metrics", "experiment_tags", "metric_chunks"}) {
     Rows rows;
     ASSERT_TRUE(database.db()
                     ->Read([&](Transaction& tx) -> Status {
@@ -647,6 +650,53 @@ TEST(SqliteSchemaTest, PerRunTablesAreClusteredOnTheirPrimaryKey) {
     ASSERT_EQ(rows.size(), 1u) << table;
     EXPECT_NE(rows.Text(0, 0).find("WITHOUT ROWID"), std::string::npos) << rows.Text(0, 0);
   }
+}
+
+// With background checkpoints the writer never checkpoints in its commits below 16,000 WAL pages,
+// so the database file grows only if the background thread copies the WAL into it.
+TEST(SqliteCheckpointTest, ABackgroundThreadCopiesTheWalIntoTheDatabase) {
+  kiln::testing::TempDir dir;
+  const std::string path = dir.Join("kiln.db");
+  Options options;
+  options.background_checkpoint = true;
+  {
+    auto db = Database::Open(path, options);
+    ASSERT_TRUE(db.ok()) << db.status().ToString();
+    const uintmax_t empty = std::filesystem::file_size(path);
+    ASSERT_TRUE((*db)->Write([](Transaction& tx) {
+                     return tx.Exec("CREATE TABLE blobs (id INTEGER PRIMARY KEY, data TEXT)")
+                         .status();
+                   }, Durability::kProcessCrash)
+                    .ok());
+    // About 2,500 pages: past the 1,000 that ask for a checkpoint, far below 16,000.
+    for (int i = 0; i < 250; ++i) {
+      ASSERT_TRUE((*db)->Write([&](Transaction& tx) {
+                       return tx.Exec("INSERT INTO blobs (id, data) VALUES (?, ?)",
+                                      {int64_t{i}, std::string(40000, static_cast<char>('a' + i % 26))})
+                           .status();
+                     }, Durability::kProcessCrash)
+                      .ok());
+    }
+    uintmax_t size = empty;
+    for (int wait = 0; wait < 200 && size < empty + 4'000'000; ++wait) {
+      std::this_thread::sleep_for(std::chrono::milliseconds(25));
+      size = std::filesystem::file_size(path);
+    }
+    EXPECT_GE(size, empty + 4'000'000) << "the WAL was not checkpointed into " << path;
+    const uintmax_t wal = std::filesystem::file_size(path + "-wal");
+    EXPECT_LT(wal, uintmax_t{16000} * 4096) << "the WAL grew past the inline limit";
+  }
+  // Everything acknowledged is there after reopening.
+  auto again = Database::Open(path);
+  ASSERT_TRUE(again.ok()) << again.status().ToString();
+  int64_t count = 0;
+  ASSERT_TRUE((*again)->Read([&](Transaction& tx) -> Status {
+                   KILN_ASSIGN_OR_RETURN(Rows rows, tx.Query("SELECT COUNT(*) FROM blobs"));
+                   count = rows.Int(0, 0);
+                   return Status::Ok();
+                 })
+                  .ok());
+  EXPECT_EQ(count, 250);
 }
 
 }  // namespace

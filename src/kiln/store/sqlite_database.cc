@@ -10,8 +10,10 @@
 #include <condition_variable>
 #include <filesystem>
 #include <mutex>
+#include <thread>
 #include <unordered_map>
 
+#include "kiln/core/log.h"
 #include "kiln/store/database_internal.h"
 
 namespace kiln::store::internal {
@@ -320,12 +322,31 @@ class SqliteTransaction : public Transaction {
 class SqliteDatabase : public MigratableDatabase {
  public:
   SqliteDatabase(std::string uri, std::string path, Options options,
-                 std::unique_ptr<SqliteConnection> writer)
+                 std::unique_ptr<SqliteConnection> writer,
+                 std::unique_ptr<SqliteConnection> checkpointer)
       : uri_(std::move(uri)),
         path_(std::move(path)),
         options_(options),
         dialect_(Backend::kSqlite),
-        writer_(std::move(writer)) {}
+        writer_(std::move(writer)),
+        checkpointer_(std::move(checkpointer)) {
+    if (checkpointer_ != nullptr) {
+      // Replaces SQLite's automatic checkpoint on this connection (sqlite3_wal_autocheckpoint).
+      sqlite3_wal_hook(writer_->handle(), &SqliteDatabase::AfterCommit, this);
+      checkpoint_thread_ = std::thread([this] { CheckpointLoop(); });
+    }
+  }
+
+  ~SqliteDatabase() override {
+    if (checkpoint_thread_.joinable()) {
+      {
+        std::lock_guard<std::mutex> lock(checkpoint_mutex_);
+        checkpoint_stop_ = true;
+      }
+      checkpoint_wanted_.notify_one();
+      checkpoint_thread_.join();
+    }
+  }
 
   Backend backend() const override { return Backend::kSqlite; }
   const Dialect& dialect() const override { return dialect_; }
@@ -440,6 +461,46 @@ class SqliteDatabase : public MigratableDatabase {
     readers_available_.notify_one();
   }
 
+  // The WAL pages past which the background thread checkpoints (SQLite's own default), and past
+  // which a commit does it itself because the thread has not kept up.
+  static constexpr int kCheckpointPages = 1000;
+  static constexpr int kInlineCheckpointPages = 16000;
+
+  // sqlite3_wal_hook: runs on the writer's thread after each commit, `pages` the WAL's length.
+  static int AfterCommit(void* self, sqlite3* db, const char* name, int pages) {
+    auto* database = static_cast<SqliteDatabase*>(self);
+    if (pages >= kInlineCheckpointPages) {
+      sqlite3_wal_checkpoint_v2(db, name, SQLITE_CHECKPOINT_PASSIVE, nullptr, nullptr);
+    } else if (pages >= kCheckpointPages) {
+      {
+        std::lock_guard<std::mutex> lock(database->checkpoint_mutex_);
+        database->checkpoint_due_ = true;
+      }
+      database->checkpoint_wanted_.notify_one();
+    }
+    return SQLITE_OK;
+  }
+
+  // Copies the WAL back into the database whenever a commit asks for it, on its own connection. A
+  // PASSIVE checkpoint waits for no reader or writer: it copies what it can now, and the WAL
+  // starts over once a checkpoint has copied all of it and no reader still needs it.
+  void CheckpointLoop() {
+    std::unique_lock<std::mutex> lock(checkpoint_mutex_);
+    for (;;) {
+      checkpoint_wanted_.wait(lock, [&] { return checkpoint_stop_ || checkpoint_due_; });
+      if (checkpoint_stop_) return;
+      checkpoint_due_ = false;
+      lock.unlock();
+      int rc = sqlite3_wal_checkpoint_v2(checkpointer_->handle(), nullptr,
+                                         SQLITE_CHECKPOINT_PASSIVE, nullptr, nullptr);
+      if (rc != SQLITE_OK && !IsBusy(rc)) {
+        LogWarning("background checkpoint of " + path_ + ": " +
+                   sqlite3_errmsg(checkpointer_->handle()));
+      }
+      lock.lock();
+    }
+  }
+
   const std::string uri_;
   const std::string path_;
   const Options options_;
@@ -453,6 +514,14 @@ class SqliteDatabase : public MigratableDatabase {
   std::condition_variable readers_available_;
   std::vector<std::unique_ptr<SqliteConnection>> idle_readers_;
   int open_readers_ = 0;  // idle plus leased
+
+  // Background checkpoints (Options::background_checkpoint), else all null/idle.
+  std::unique_ptr<SqliteConnection> checkpointer_;
+  std::mutex checkpoint_mutex_;  // guards the two flags
+  std::condition_variable checkpoint_wanted_;
+  bool checkpoint_due_ = false;
+  bool checkpoint_stop_ = false;
+  std::thread checkpoint_thread_;  // last: started after everything it uses
 };
 
 }  // namespace
@@ -464,8 +533,13 @@ Result<std::unique_ptr<MigratableDatabase>> OpenSqlite(const std::string& uri,
   if (error) absolute = path;
   KILN_ASSIGN_OR_RETURN(std::unique_ptr<SqliteConnection> writer,
                         SqliteConnection::Open(absolute, options, /*writer=*/true));
-  return std::unique_ptr<MigratableDatabase>(
-      std::make_unique<SqliteDatabase>(uri, absolute, options, std::move(writer)));
+  std::unique_ptr<SqliteConnection> checkpointer;
+  if (options.background_checkpoint) {
+    KILN_ASSIGN_OR_RETURN(checkpointer,
+                          SqliteConnection::Open(absolute, options, /*writer=*/true));
+  }
+  return std::unique_ptr<MigratableDatabase>(std::make_unique<SqliteDatabase>(
+      uri, absolute, options, std::move(writer), std::move(checkpointer)));
 }
 
 }  // namespace kiln::store::internal
