@@ -1,8 +1,19 @@
 // The Boost.Beast server. Beast and Asio appear in this file only (compile time).
 //
-// Threading: one io_context run by `threads` threads. Every connection (Session) lives on its
-// own strand, so its reads, handler call and writes never overlap; different connections run in
-// parallel. A handler runs synchronously on the thread that finished reading its request.
+// Threading: `threads` workers, each one thread running an io_context of its own (concurrency
+// hint 1), plus one thread whose io_context holds only the acceptor. The acceptor hands every
+// accepted socket to a worker (the one with the fewest connections, ties broken round-robin,
+// skipping a worker whose handler has been running for a while), and the connection (Session)
+// then lives its whole life on that worker's thread: reads, the handler call, writes and timers
+// never leave it, so no request pays for a hand-off between threads (about 0.1 ms each on a
+// small machine when all threads shared one io_context). A worker's thread runs its connections
+// one handler at a time, so they never overlap and need no strand.
+//
+// The price: a handler runs synchronously on its worker thread and may block (database work);
+// while it does, the other connections of that worker wait, though the other workers and the
+// acceptor carry on. With a handful of workers and handlers bounded to milliseconds that is fine
+// for kiln; a handler must never wait for another request to the same server. Shutdown only
+// needs each blocked handler to return eventually (Stop() waits for it, as before).
 //
 // Per connection, one request at a time (pipelined requests queue in the read buffer):
 //   idle    waiting for the first byte of a request (idle_timeout_ms; Stop() closes it here)
@@ -10,7 +21,8 @@
 //   handling the router runs
 //   writing the response, as one gather write of head + body
 //   streaming a streamed reply (Response::Stream): its producer runs on a thread of its own and
-//           hands pieces over to the strand, which writes them one at a time (StreamState)
+//           hands pieces over to the connection's worker thread, which writes them one at a time
+//           (StreamState)
 // Beast's parser is fed from the connection's flat_buffer directly, so a request that arrives in
 // one segment is parsed and handled with no extra hop through the io_context.
 
@@ -25,6 +37,8 @@
 #include <csignal>
 #include <ctime>
 #include <exception>
+#include <limits>
+#include <memory>
 #include <mutex>
 #include <optional>
 #include <string>
@@ -33,12 +47,12 @@
 #include <unordered_map>
 #include <vector>
 
+#include <boost/asio/executor_work_guard.hpp>
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/ip/tcp.hpp>
 #include <boost/asio/post.hpp>
 #include <boost/asio/signal_set.hpp>
 #include <boost/asio/steady_timer.hpp>
-#include <boost/asio/strand.hpp>
 #include <boost/asio/write.hpp>
 #include <boost/beast/core/flat_buffer.hpp>
 #include <boost/beast/core/tcp_stream.hpp>
@@ -118,15 +132,30 @@ std::string FormatAddress(const std::string& host, int port) {
 
 class ServerImpl;
 
-// The hand-over between a streamed reply's producer thread and its connection's strand. The
-// producer fills a piece of its own; when it is full it waits until the strand has written the
+// One thread running one io_context; the connections handed to it live on it.
+struct Worker {
+  Worker() : ioc(1), work(net::make_work_guard(ioc)) {}
+
+  // Read by the acceptor to place new connections. Declared before `ioc`: destroying `ioc`
+  // destroys the last Sessions, whose destructors still count themselves out.
+  std::atomic<int> connections{0};
+  // SteadyClock ticks when the handler running now started; 0 while none runs.
+  std::atomic<int64_t> handler_started{0};
+  net::io_context ioc;
+  // Keeps run() going while the worker has no connection; reset at shutdown.
+  net::executor_work_guard<net::io_context::executor_type> work;
+  std::thread thread;
+};
+
+// The hand-over between a streamed reply's producer thread and its connection's worker thread.
+// The producer fills a piece of its own; when it is full it waits until the worker has written the
 // previous one, swaps it into `piece` and posts Session::SendPiece. So a stream holds at most two
 // pieces (about 2 * kStreamPieceBytes) however large its body and however slow its client.
 struct StreamState {
   std::mutex mutex;  // guards the fields below
   std::condition_variable piece_written;
-  std::string piece;    // owned by the strand while `busy`, by the producer otherwise
-  bool busy = false;    // `piece` is posted to the strand or being written
+  std::string piece;    // owned by the worker while `busy`, by the producer otherwise
+  bool busy = false;    // `piece` is posted to the worker or being written
   bool last = false;    // `piece` ends the body, and `result` is the producer's result
   bool failed = false;  // the connection failed or was closed: the producer should stop
   Status result;
@@ -134,7 +163,8 @@ struct StreamState {
 
 class Session : public std::enable_shared_from_this<Session> {
  public:
-  Session(ServerImpl* server, tcp::socket socket, uint64_t id);
+  // `socket` belongs to `worker`'s io_context; the Session counts itself in its connections.
+  Session(ServerImpl* server, Worker* worker, tcp::socket socket, uint64_t id);
   ~Session();
 
   void Start();
@@ -144,9 +174,9 @@ class Session : public std::enable_shared_from_this<Session> {
   void ForceClose() { Close(); }
   // At shutdown, once no I/O thread runs: wakes a producer waiting for a piece to be written.
   void AbortStream();
-  // Writes the piece the producer handed over (on the strand).
+  // Writes the piece the producer handed over (on the connection's worker thread).
   void SendPiece();
-  // Runs `method` on this connection's strand.
+  // Runs `method` on this connection's worker thread (safe from any thread).
   void Post(void (Session::*method)()) {
     net::post(stream_.get_executor(), [self = shared_from_this(), method] { ((*self).*method)(); });
   }
@@ -183,6 +213,7 @@ class Session : public std::enable_shared_from_this<Session> {
   void Close();
 
   ServerImpl* server_;
+  Worker* const worker_;
   const uint64_t id_;
   beast::tcp_stream stream_;
   beast::flat_buffer buffer_;
@@ -214,9 +245,12 @@ class ServerImpl final : public Server {
         thread_count_(options_.threads > 0
                           ? options_.threads
                           : static_cast<int>(std::max(1u, std::thread::hardware_concurrency()))),
-        ioc_(thread_count_),
-        acceptor_(net::make_strand(ioc_)),
-        accept_retry_timer_(acceptor_.get_executor()) {}
+        accept_ioc_(1),
+        acceptor_(accept_ioc_),
+        accept_retry_timer_(accept_ioc_) {
+    workers_.reserve(static_cast<size_t>(thread_count_));
+    for (int i = 0; i < thread_count_; ++i) workers_.push_back(std::make_unique<Worker>());
+  }
 
   ~ServerImpl() override {
     Stop();
@@ -240,8 +274,13 @@ class ServerImpl final : public Server {
   void RunOnProducerThread(std::function<void()> work);
 
  private:
+  // Waits for a connection to arrive on the listening socket.
   void Accept();
-  void OnAccept(beast::error_code ec, tcp::socket socket);
+  void OnAcceptable(beast::error_code ec);
+  // Hands an accepted socket (made on `worker`'s io_context) to a new Session on that worker.
+  void StartSession(Worker& worker, tcp::socket socket);
+  // The worker for the next connection (acceptor thread only).
+  Worker& PickWorker();
   void Shutdown();
   std::vector<std::shared_ptr<Session>> LiveSessions();
   bool OnWorkerThread() const;
@@ -262,7 +301,7 @@ class ServerImpl final : public Server {
   bool shutdown_started_ = false;
   bool stopped_ = false;
   std::thread shutdown_thread_;
-  std::vector<std::thread> workers_;
+  std::thread acceptor_thread_;
 
   struct ProducerThread {
     std::thread thread;
@@ -271,9 +310,15 @@ class ServerImpl final : public Server {
   std::mutex producers_mutex_;  // guards producers_
   std::vector<ProducerThread> producers_;
 
-  // Declared after everything a Session touches: destroying ioc_ destroys pending handlers and
-  // with them the last Sessions, whose destructors still use sessions_mutex_ and sessions_.
-  net::io_context ioc_;
+  // Declared after everything a Session touches: destroying a worker's io_context destroys its
+  // pending handlers and with them its last Sessions, whose destructors still use
+  // sessions_mutex_ and sessions_. A Session and every handler holding it belong to one worker.
+  std::vector<std::unique_ptr<Worker>> workers_;
+  size_t next_worker_ = 0;  // acceptor thread only
+
+  // Only the listening socket and its retry timer live here; accepted sockets are made on their
+  // workers' io_contexts (ServerImpl::OnAcceptable).
+  net::io_context accept_ioc_;
   tcp::acceptor acceptor_;
   net::steady_timer accept_retry_timer_;
 };
@@ -283,15 +328,19 @@ thread_local const ServerImpl* tl_worker_of = nullptr;
 // ---------------------------------------------------------------------------------------------
 // Session
 
-Session::Session(ServerImpl* server, tcp::socket socket, uint64_t id)
-    : server_(server), id_(id), stream_(std::move(socket)) {
+Session::Session(ServerImpl* server, Worker* worker, tcp::socket socket, uint64_t id)
+    : server_(server), worker_(worker), id_(id), stream_(std::move(socket)) {
+  worker_->connections.fetch_add(1, std::memory_order_relaxed);
   beast::error_code ec;
   tcp::endpoint remote = stream_.socket().remote_endpoint(ec);
   if (!ec) remote_address_ = remote.address().to_string() + ":" + std::to_string(remote.port());
   head_.reserve(512);
 }
 
-Session::~Session() { server_->Unregister(id_); }
+Session::~Session() {
+  worker_->connections.fetch_sub(1, std::memory_order_relaxed);
+  server_->Unregister(id_);
+}
 
 void Session::Start() {
   server_->Register(id_, shared_from_this());
@@ -445,6 +494,10 @@ void Session::Handle() {
   close_after_write_ = !keep_alive;
 
   ResetResponse();
+  // Tells the acceptor to send new connections elsewhere should this handler take long.
+  worker_->handler_started.store(
+      std::max<int64_t>(1, SteadyClock::now().time_since_epoch().count()),
+      std::memory_order_relaxed);
   try {
     server_->router().Dispatch(request_, response_);
   } catch (const std::exception& e) {
@@ -458,6 +511,7 @@ void Session::Handle() {
     response_.status = 500;
     response_.body = ErrorJson("INTERNAL_ERROR", "internal error");
   }
+  worker_->handler_started.store(0, std::memory_order_relaxed);
   const int status = response_.status;
   const bool bodiless_status = status < 200 || status == 204 || status == 304;
   if (response_.streamed() && !is_head_ && !bodiless_status) {
@@ -592,7 +646,8 @@ std::chrono::milliseconds Session::WriteTimeout() const {
 // ---------------------------------------------------------------------------------------------
 // Streamed replies
 
-// The BodyWriter a producer thread writes to: it fills a piece and hands it to the strand.
+// The BodyWriter a producer thread writes to: it fills a piece and hands it to the connection's
+// worker thread.
 class StreamBodyWriter final : public BodyWriter {
  public:
   StreamBodyWriter(std::shared_ptr<Session> session, std::shared_ptr<StreamState> state,
@@ -613,7 +668,7 @@ class StreamBodyWriter final : public BodyWriter {
     return state_->failed ? Gone() : Status::Ok();
   }
 
-  // Hands the pending bytes (and with `last`, the producer's result) to the strand once it has
+  // Hands the pending bytes (and with `last`, the producer's result) to the worker once it has
   // written the previous piece. Unavailable when the connection is gone.
   Status HandOver(bool last, Status result) {
     {
@@ -709,7 +764,7 @@ void Session::SendPiece() {
     FailStream(result);
     return;
   }
-  // `piece` is the strand's while `busy`; the producer fills another one meanwhile.
+  // `piece` is the worker's while `busy`; the producer fills another one meanwhile.
   const std::string& piece = state->piece;
   const bool chunked = stream_framing_ == Framing::kChunked;
   std::vector<net::const_buffer> buffers;
@@ -893,7 +948,7 @@ Status ServerImpl::Listen() {
   if (!ec) {
     endpoint = tcp::endpoint(address, static_cast<unsigned short>(options_.port));
   } else {
-    tcp::resolver resolver(ioc_);
+    tcp::resolver resolver(accept_ioc_);
     auto results = resolver.resolve(options_.host, std::to_string(options_.port), ec);
     if (ec || results.empty()) {
       return IoError("cannot listen on " + address_text + ": cannot resolve host '" +
@@ -909,52 +964,95 @@ Status ServerImpl::Listen() {
   if (acceptor_.set_option(net::socket_base::reuse_address(true), ec); ec) return fail("setsockopt");
   if (acceptor_.bind(endpoint, ec); ec) return fail("bind");
   if (acceptor_.listen(net::socket_base::max_listen_connections, ec); ec) return fail("listen");
+  if (acceptor_.non_blocking(true, ec); ec) return fail("non-blocking");
   port_ = acceptor_.local_endpoint(ec).port();
   if (ec) return fail("getsockname");
   return Status::Ok();
 }
 
 void ServerImpl::StartThreads() {
-  Accept();
-  workers_.reserve(static_cast<size_t>(thread_count_));
-  for (int i = 0; i < thread_count_; ++i) {
-    workers_.emplace_back([this] {
-      tl_worker_of = this;
-      for (;;) {
-        try {
-          ioc_.run();
-          return;
-        } catch (const std::exception& e) {
-          LogError(std::string("HTTP server thread caught: ") + e.what());
-        }
+  const auto run = [this](net::io_context& ioc) {
+    tl_worker_of = this;
+    for (;;) {
+      try {
+        ioc.run();
+        return;
+      } catch (const std::exception& e) {
+        LogError(std::string("HTTP server thread caught: ") + e.what());
       }
-    });
+    }
+  };
+  for (auto& worker : workers_) {
+    worker->thread = std::thread([run, ioc = &worker->ioc] { run(*ioc); });
   }
+  Accept();
+  acceptor_thread_ = std::thread([run, this] { run(accept_ioc_); });
+}
+
+Worker& ServerImpl::PickWorker() {
+  // A handler running this long is probably blocked (on a database, say): its worker's other
+  // connections wait for it, so new ones go elsewhere while another worker is free.
+  constexpr auto kBusyAfter = std::chrono::milliseconds(2);
+  constexpr int64_t kBusyPenalty = int64_t{1} << 32;
+  const int64_t now = SteadyClock::now().time_since_epoch().count();
+  const int64_t busy_ticks = std::chrono::duration_cast<SteadyClock::duration>(kBusyAfter).count();
+  const size_t count = workers_.size();
+  size_t best = next_worker_;
+  int64_t best_load = std::numeric_limits<int64_t>::max();
+  for (size_t i = 0; i < count; ++i) {
+    const size_t index = (next_worker_ + i) % count;
+    const Worker& worker = *workers_[index];
+    int64_t load = worker.connections.load(std::memory_order_relaxed);
+    const int64_t started = worker.handler_started.load(std::memory_order_relaxed);
+    if (started != 0 && now - started > busy_ticks) load += kBusyPenalty;
+    if (load < best_load) {
+      best = index;
+      best_load = load;
+    }
+  }
+  next_worker_ = (best + 1) % count;
+  return *workers_[best];
 }
 
 void ServerImpl::Accept() {
-  acceptor_.async_accept(net::make_strand(ioc_),
-                         [this](beast::error_code ec, tcp::socket socket) {
-                           OnAccept(ec, std::move(socket));
-                         });
+  acceptor_.async_wait(tcp::acceptor::wait_read,
+                       [this](beast::error_code ec) { OnAcceptable(ec); });
 }
 
-void ServerImpl::OnAccept(beast::error_code ec, tcp::socket socket) {
-  if (stopping() || !acceptor_.is_open()) return;  // the socket closes with its destructor
-  if (ec) {
-    // Out of file descriptors and the like: back off instead of spinning.
-    LogWarning("HTTP accept failed: " + ec.message());
-    accept_retry_timer_.expires_after(std::chrono::milliseconds(50));
-    accept_retry_timer_.async_wait([this](beast::error_code wait_ec) {
-      if (!wait_ec) Accept();
-    });
+void ServerImpl::OnAcceptable(beast::error_code ec) {
+  if (stopping() || !acceptor_.is_open()) return;
+  // Accepts every connection waiting, each straight onto the io_context of the worker chosen for
+  // it now (the choice needs the workers' load when the connection arrives, not when the
+  // previous one did). The acceptor is non-blocking: `would_block` means none is left.
+  while (!ec) {
+    Worker& worker = PickWorker();
+    tcp::socket socket(worker.ioc);
+    acceptor_.accept(socket, ec);
+    if (ec == net::error::connection_aborted) {
+      ec = {};  // the client gave up while it waited; next
+    } else if (!ec) {
+      StartSession(worker, std::move(socket));
+    }
+  }
+  if (ec == net::error::would_block || ec == net::error::try_again) {
+    Accept();
     return;
   }
+  // Out of file descriptors and the like: back off instead of spinning.
+  LogWarning("HTTP accept failed: " + ec.message());
+  accept_retry_timer_.expires_after(std::chrono::milliseconds(50));
+  accept_retry_timer_.async_wait([this](beast::error_code wait_ec) {
+    if (!wait_ec) Accept();
+  });
+}
+
+void ServerImpl::StartSession(Worker& worker, tcp::socket socket) {
   beast::error_code option_ec;
   socket.set_option(tcp::no_delay(true), option_ec);
   uint64_t id = next_session_id_.fetch_add(1, std::memory_order_relaxed);
-  std::make_shared<Session>(this, std::move(socket), id)->Start();
-  Accept();
+  // Made here, so that the next PickWorker() counts it; started on its worker's thread.
+  auto session = std::make_shared<Session>(this, &worker, std::move(socket), id);
+  net::post(worker.ioc, [session = std::move(session)] { session->Start(); });
 }
 
 void ServerImpl::Register(uint64_t id, const std::shared_ptr<Session>& session) {
@@ -1021,9 +1119,10 @@ void ServerImpl::Shutdown() {
     acceptor_.close(ec);
     accept_retry_timer_.cancel();
   });
-  // Sessions that enter their idle phase from now on see stopping() and close themselves; the
-  // ones idle already are closed on their strands. Requests in progress finish and their
-  // responses say "Connection: close".
+  // Sessions that enter their idle phase from now on (or start: one accepted just now may still
+  // be on its way to its worker) see stopping() and close themselves; the ones idle already are
+  // closed on their workers' threads. Requests in progress finish and their responses say
+  // "Connection: close". A worker blocked in a handler runs its posts once the handler returns.
   for (auto& session : LiveSessions()) session->Post(&Session::CloseIfIdle);
   const auto wait_for_sessions = [this](std::chrono::milliseconds timeout) {
     std::unique_lock<std::mutex> lock(sessions_mutex_);
@@ -1037,8 +1136,16 @@ void ServerImpl::Shutdown() {
     busy.clear();
     (void)wait_for_sessions(std::chrono::milliseconds(100));
   }
-  ioc_.stop();
-  for (auto& worker : workers_) worker.join();
+  accept_ioc_.stop();
+  for (auto& worker : workers_) {
+    worker->work.reset();
+    worker->ioc.stop();
+  }
+  // Returns once every handler still running has returned.
+  if (acceptor_thread_.joinable()) acceptor_thread_.join();
+  for (auto& worker : workers_) {
+    if (worker->thread.joinable()) worker->thread.join();
+  }
   // No I/O thread runs now: wake the producers still waiting for a piece to be written, and join
   // them (each returns at its next Write). No new producer can start: only I/O threads start them.
   for (auto& session : LiveSessions()) session->AbortStream();

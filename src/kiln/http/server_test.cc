@@ -11,7 +11,10 @@
 
 #include <atomic>
 #include <chrono>
+#include <functional>
 #include <future>
+#include <map>
+#include <memory>
 #include <mutex>
 #include <set>
 #include <string>
@@ -355,6 +358,126 @@ TEST(Server, StopFromInsideAHandlerDoesNotDeadlock) {
   server->Wait();
 }
 
+// Each worker thread owns the connections handed to it: with more keep-alive connections than
+// threads, all are answered, every worker gets some, and a connection never changes thread.
+TEST(Server, ManyKeepAliveConnectionsSpreadOverTheThreadsAndEachStaysOnOne) {
+  for (int threads : {1, 3}) {
+    SCOPED_TRACE("threads = " + std::to_string(threads));
+    std::mutex seen_mutex;
+    std::map<std::string, std::set<std::thread::id>> threads_by_peer;  // guarded by seen_mutex
+    Router router;
+    router.Add("GET", "/echo", [&](const Request& request, Response& response) {
+      {
+        std::lock_guard<std::mutex> lock(seen_mutex);
+        threads_by_peer[request.remote_address].insert(std::this_thread::get_id());
+      }
+      response.body = request.QueryParam("n").value_or("");
+    });
+    ServerOptions options = TestOptions();
+    options.threads = threads;
+    auto server = StartOrDie(std::move(router), options);
+    ASSERT_NE(server, nullptr);
+
+    constexpr int kConnections = 16;
+    constexpr int kRounds = 25;
+    // All connections are open before any of them is used concurrently.
+    std::vector<std::unique_ptr<Client>> clients;
+    for (int c = 0; c < kConnections; ++c) {
+      clients.push_back(std::make_unique<Client>());
+      auto opened = clients.back()->Get(Url(*server, "/echo?n=open"));
+      ASSERT_TRUE(opened.ok()) << opened.status().ToString();
+    }
+    std::atomic<int> answered{0};
+    std::vector<std::thread> callers;
+    for (int c = 0; c < kConnections; ++c) {
+      callers.emplace_back([&, c] {
+        for (int i = 0; i < kRounds; ++i) {
+          std::string n = std::to_string(c * 1000 + i);
+          auto response = clients[static_cast<size_t>(c)]->Get(Url(*server, "/echo?n=" + n));
+          if (response.ok() && response->status == 200 && response->body == n) answered++;
+        }
+      });
+    }
+    for (auto& caller : callers) caller.join();
+    EXPECT_EQ(answered.load(), kConnections * kRounds);
+
+    std::lock_guard<std::mutex> lock(seen_mutex);
+    EXPECT_EQ(threads_by_peer.size(), static_cast<size_t>(kConnections))
+        << "a client opened more than one connection";
+    std::set<std::thread::id> all_threads;
+    for (const auto& [peer, seen] : threads_by_peer) {
+      EXPECT_EQ(seen.size(), 1u) << peer << " was served on more than one thread";
+      all_threads.insert(seen.begin(), seen.end());
+    }
+    EXPECT_EQ(all_threads.size(), static_cast<size_t>(threads)) << "a thread got no connection";
+  }
+}
+
+// A handler that blocks holds up only its own thread's connections: the other thread serves its
+// connections and new ones, and Stop() waits for the blocked handler and returns once it does.
+TEST(Server, BlockedHandlerHoldsUpOnlyItsThreadAndStopWaitsForIt) {
+  std::promise<void> entered;
+  std::promise<void> release;
+  std::shared_future<void> released = release.get_future().share();
+  std::atomic<bool> finished{false};
+  Router router;
+  router.Add("GET", "/block", [&](const Request&, Response& response) {
+    entered.set_value();
+    released.wait();
+    finished = true;
+    response.body = "unblocked";
+  });
+  router.Add("GET", "/fast", Reply("fast"));
+  ServerOptions options = TestOptions();
+  options.threads = 2;
+  auto server = StartOrDie(std::move(router), options);
+  ASSERT_NE(server, nullptr);
+
+  // Two open connections on two threads (a new connection goes to the emptiest thread).
+  Client blocked_client;
+  Client other_client;
+  ASSERT_TRUE(blocked_client.Get(Url(*server, "/fast")).ok());
+  ASSERT_TRUE(other_client.Get(Url(*server, "/fast")).ok());
+
+  auto blocked = std::async(std::launch::async, [&] {
+    return blocked_client.Send("GET", Url(*server, "/block"), "", {}, 20000);
+  });
+  std::once_flag released_once;
+  const auto unblock = [&] { std::call_once(released_once, [&] { release.set_value(); }); };
+  // Should an assertion fail, the handler still returns before `blocked` and the server go.
+  struct OnExit {
+    std::function<void()> run;
+    ~OnExit() { run(); }
+  } unblock_on_exit{unblock};
+  entered.get_future().wait();
+  for (int i = 0; i < 20; ++i) {
+    auto response = other_client.Send("GET", Url(*server, "/fast"), "", {}, 5000);
+    ASSERT_TRUE(response.ok()) << "request " << i << ": " << response.status().ToString();
+    EXPECT_EQ(response->body, "fast");
+  }
+  // The acceptor sends new connections away from a thread whose handler runs for a while.
+  std::this_thread::sleep_for(20ms);
+  for (int i = 0; i < 5; ++i) {
+    Client fresh;
+    auto response = fresh.Send("GET", Url(*server, "/fast"), "", {}, 5000);
+    ASSERT_TRUE(response.ok()) << "new connection " << i << ": " << response.status().ToString();
+    EXPECT_EQ(response->body, "fast");
+  }
+  EXPECT_FALSE(finished.load());
+
+  auto stop = std::async(std::launch::async, [&] { server->Stop(); });
+  EXPECT_EQ(stop.wait_for(300ms), std::future_status::timeout)
+      << "Stop() returned while a handler was still running";
+  unblock();
+  ASSERT_EQ(stop.wait_for(10s), std::future_status::ready)
+      << "Stop() did not return after the handler did";
+  stop.get();
+  auto response = blocked.get();
+  ASSERT_TRUE(response.ok()) << response.status().ToString();
+  EXPECT_EQ(response->body, "unblocked");
+  EXPECT_EQ(response->Header("connection"), "close");
+}
+
 TEST(Server, HandlerExceptionBecomes500) {
   Router router;
   router.Add("GET", "/boom", [](const Request&, Response& response) {
@@ -652,6 +775,57 @@ TEST(Server, StreamsBodiesWithLengthOrChunkedAndKeepsTheConnection) {
   auto last = client.Get(Url(*server, "/whoami"));
   ASSERT_TRUE(last.ok());
   EXPECT_EQ(last->body, first->body);
+}
+
+// Streamed replies from several threads at once: each producer hands its pieces to the thread
+// that owns its connection.
+TEST(Server, ConcurrentStreamedRepliesOnEveryThreadArriveWhole) {
+  auto body = std::make_shared<const std::string>(PatternBytes(1024 * 1024 + 5));
+  std::mutex seen_mutex;
+  std::set<std::thread::id> handler_threads;  // guarded by seen_mutex
+  const auto record_thread = [&] {
+    std::lock_guard<std::mutex> lock(seen_mutex);
+    handler_threads.insert(std::this_thread::get_id());
+  };
+  Router router;
+  router.Add("GET", "/sized", [&, body](const Request&, Response& response) {
+    record_thread();
+    response.Stream(body->size(), WritePieces(body, 64 * 1000));
+  });
+  router.Add("GET", "/chunked", [&, body](const Request&, Response& response) {
+    record_thread();
+    response.Stream(std::nullopt, WritePieces(body, 4099));
+  });
+  ServerOptions options = TestOptions();
+  options.threads = 3;
+  auto server = StartOrDie(std::move(router), options);
+  ASSERT_NE(server, nullptr);
+
+  constexpr int kClients = 6;
+  constexpr int kDownloads = 4;
+  // Connections first, so that each thread owns two of them while they all stream at once.
+  std::vector<std::unique_ptr<Client>> clients;
+  for (int c = 0; c < kClients; ++c) {
+    clients.push_back(std::make_unique<Client>());
+    auto response = clients.back()->Get(Url(*server, "/sized"));
+    ASSERT_TRUE(response.ok()) << response.status().ToString();
+    ASSERT_TRUE(response->body == *body);
+  }
+  std::atomic<int> whole{0};
+  std::vector<std::thread> callers;
+  for (int c = 0; c < kClients; ++c) {
+    callers.emplace_back([&, c] {
+      for (int i = 0; i < kDownloads; ++i) {
+        const char* path = (c + i) % 2 == 0 ? "/sized" : "/chunked";
+        auto response = clients[static_cast<size_t>(c)]->Get(Url(*server, path));
+        if (response.ok() && response->status == 200 && response->body == *body) whole++;
+      }
+    });
+  }
+  for (auto& caller : callers) caller.join();
+  EXPECT_EQ(whole.load(), kClients * kDownloads);
+  std::lock_guard<std::mutex> lock(seen_mutex);
+  EXPECT_EQ(handler_threads.size(), 3u);
 }
 
 TEST(Server, StreamedReplyToHeadAndHttp10) {
