@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cstring>
+#include <limits>
 #include <utility>
 
 #include "kiln/core/file_util.h"
@@ -89,9 +90,11 @@ struct Ingest::Chunk {
   bool is_new = false;
   uint64_t stored_bytes = 0;
   uint64_t anchor = 0;
-  std::optional<Digest> base;  // delta base candidate
-  std::optional<Digest> stats;  // the saved partial profile
-  bool reused_profile = false;  // merged from the previous version's saved profile
+  std::optional<Digest> base;        // delta base candidate
+  std::optional<Digest> stats;       // the saved partial profile
+  bool reused_profile = false;       // merged from the previous version's saved profile
+  bool profiled_from_edits = false;  // the base's saved profile with the replaced rows redone
+  uint64_t key_limit = 0;  // the saved profile's key limit (Ingest::key_limit_ unless edited)
 };
 
 namespace {
@@ -115,6 +118,71 @@ uint64_t FirstRowAnchor(std::string_view bytes) {
 bool WorthSaving(size_t profile_bytes, size_t chunk_bytes) {
   return profile_bytes <= chunk_bytes / 4 || profile_bytes <= (64 << 10);
 }
+
+// The length of the common prefix of a and b.
+size_t CommonPrefix(std::string_view a, std::string_view b) {
+  const size_t size = std::min(a.size(), b.size());
+  size_t i = 0;
+  for (; i + 8 <= size; i += 8) {
+    uint64_t x, y;
+    std::memcpy(&x, a.data() + i, 8);
+    std::memcpy(&y, b.data() + i, 8);
+    if (x != y) break;
+  }
+  while (i < size && a[i] == b[i]) ++i;
+  return i;
+}
+
+// The line starting at `start`, with its newline if it has one.
+std::string_view LineAt(std::string_view bytes, size_t start) {
+  const size_t newline = bytes.find('\n', start);
+  return bytes.substr(
+      start, newline == std::string_view::npos ? std::string_view::npos : newline + 1 - start);
+}
+
+// A line with nothing but its terminator: the CSV reader skips it (or, in a one-column table,
+// reads a null), so it is not simply one row.
+bool IsBlankLine(std::string_view line) {
+  if (!line.empty() && line.back() == '\n') line.remove_suffix(1);
+  if (!line.empty() && line.back() == '\r') line.remove_suffix(1);
+  return line.empty();
+}
+
+// Column `index`'s cells in every row of a chunk without quotes, by the CSV reader's rules: fields
+// split at the delimiter, the line's \n or \r\n ends the last one, an empty field is null, and a
+// blank line is skipped (in a one-column table it is a row holding a null).
+std::vector<table::Cell> ColumnCells(std::string_view bytes, size_t index, size_t columns,
+                                     char delimiter, bool skip_first_line) {
+  std::vector<table::Cell> cells;
+  size_t at = 0;
+  if (skip_first_line) at = LineAt(bytes, 0).size();
+  while (at < bytes.size()) {
+    std::string_view line = LineAt(bytes, at);
+    at += line.size();
+    if (!line.empty() && line.back() == '\n') line.remove_suffix(1);
+    if (!line.empty() && line.back() == '\r') line.remove_suffix(1);
+    if (line.empty() && columns > 1) continue;
+    size_t start = 0;
+    for (size_t field = 0; field < index && start != std::string_view::npos; ++field) {
+      start = line.find(delimiter, start);
+      if (start != std::string_view::npos) ++start;
+    }
+    if (start == std::string_view::npos) {  // a short row: cannot be one the reader accepted
+      cells.push_back(table::Cell{{}, true, false});
+      continue;
+    }
+    const size_t end = std::min(line.find(delimiter, start), line.size());
+    const std::string_view text = line.substr(start, end - start);
+    cells.push_back(table::Cell{text, text.empty(), false});
+  }
+  return cells;
+}
+
+struct ReplacedLine {
+  int64_t line = 0;
+  std::string_view before;  // with its terminator
+  std::string_view after;
+};
 
 int64_t CountLines(std::string_view bytes) {
   int64_t lines = 0;
@@ -247,6 +315,13 @@ Status Ingest::InferSchema(std::string_view first_chunk) {
     }
   }
   schema_known_ = true;
+  edits_profilable_ =
+      *target_.format != table::Format::kJsonl &&
+      std::all_of(schema_.columns.begin(), schema_.columns.end(), [](const table::Column& column) {
+        return column.type == table::ColumnType::kInt64 ||
+               column.type == table::ColumnType::kFloat64 ||
+               column.type == table::ColumnType::kTimestamp;
+      });
   profile_ = std::make_unique<ProfileBuilder>(schema_, options_->profile);
   // Chunk profiles are saved when the table's size can be told now (the sample candidates they
   // keep depend on it): from the file's size at the first chunk's row density, or the previous
@@ -400,6 +475,8 @@ Status Ingest::ProfileChunk(Chunk& chunk) {
       }
     }
   }
+  KILN_ASSIGN_OR_RETURN(bool edited, ProfileEdits(chunk));
+  if (edited) return Status::Ok();
   table::ReadOptions read;
   read.file_name = target_.file_name;
   read.first_line = chunk.first_line;
@@ -410,6 +487,7 @@ Status Ingest::ProfileChunk(Chunk& chunk) {
   KILN_ASSIGN_OR_RETURN(std::unique_ptr<table::RowReader> reader,
                         table::RowReader::Open(*target_.format, chunk.bytes, read));
   chunk.profile = std::make_unique<ProfileBuilder>(schema_, options_->profile);
+  chunk.key_limit = key_limit_;
   const size_t width = schema_.columns.size();
   while (true) {
     KILN_ASSIGN_OR_RETURN(bool more, reader->Next());
@@ -433,9 +511,105 @@ Status Ingest::ProfileChunk(Chunk& chunk) {
   return Status::Ok();
 }
 
+// Why this is exact: without quotes every line is one row on its own (blank lines aside), so
+// the chunk's rows are the base's with the replaced lines' rows swapped, at the same lines (the
+// sample keys depend on the line). The base's rows were all valid under this schema (its saved
+// profile was saved for the same column names and types), so the first bad replaced row is the
+// chunk's first bad row, and its error reads as the full parse's (the reader is told the line).
+// Whatever ProfileBuilder::Remove or the key limit cannot keep exact falls back to parsing.
+Result<bool> Ingest::ProfileEdits(Chunk& chunk) {
+  if (!edits_profilable_ || !chunk.base || key_limit_ == 0) return false;
+  auto found = previous_by_id_.find(chunk.base->Hex());
+  if (found == previous_by_id_.end()) return false;
+  const ChunkRef& previous = *found->second;
+  if (previous.first_line != chunk.first_line || previous.id == chunk.id) return false;
+  const std::string_view after = chunk.bytes;
+  if (std::memchr(after.data(), '"', after.size()) != nullptr) return false;
+  Result<std::string> base_bytes = objects_->Get(previous.id);
+  if (!base_bytes.ok()) return false;
+  const std::string_view before = *base_bytes;
+  if (std::memchr(before.data(), '"', before.size()) != nullptr) return false;
+
+  // Walk both in lockstep: equal stretches, then one replaced line in each.
+  const bool has_header = chunk.index == 0;
+  const size_t most_replaced = previous.rows / 4;  // beyond that, parsing is as cheap
+  std::vector<ReplacedLine> replaced;
+  size_t at_before = 0, at_after = 0;
+  int64_t line = chunk.first_line;
+  while (true) {
+    const size_t same = CommonPrefix(before.substr(at_before), after.substr(at_after));
+    if (at_before + same == before.size() && at_after + same == after.size()) break;
+    size_t start = same;  // back to the start of the differing line
+    while (start > 0 && before[at_before + start - 1] != '\n') --start;
+    line += CountLines(before.substr(at_before, start));
+    at_before += start;
+    at_after += start;
+    ReplacedLine edit{line, LineAt(before, at_before), LineAt(after, at_after)};
+    // An empty side: lines were inserted or deleted, not replaced.
+    if (edit.before.empty() || edit.after.empty() || IsBlankLine(edit.before) ||
+        IsBlankLine(edit.after) || (has_header && line == chunk.first_line) ||
+        replaced.size() >= most_replaced) {
+      return false;
+    }
+    at_before += edit.before.size();
+    at_after += edit.after.size();
+    ++line;
+    replaced.push_back(edit);
+  }
+
+  Result<std::string> saved = objects_->Get(*previous.stats);
+  if (!saved.ok()) return false;
+  Result<ProfileBuilder> restored = ProfileBuilder::Deserialize(schema_, options_->profile, *saved);
+  if (!restored.ok()) return false;
+  // The edited chunk's profile is saved with the base's key limit (only candidates below it are
+  // known); keep to limits near this version's, as chunks profiled afresh would.
+  const uint64_t limit = restored->RestoredKeyLimit();
+  const bool unlimited = limit == std::numeric_limits<uint64_t>::max();
+  const bool want_unlimited = key_limit_ == std::numeric_limits<uint64_t>::max();
+  if (unlimited != want_unlimited ||
+      (!unlimited && (limit < key_limit_ - key_limit_ / 10 || limit / 2 > key_limit_))) {
+    return false;
+  }
+  auto profile = std::make_unique<ProfileBuilder>(std::move(*restored));
+  table::ReadOptions read;
+  read.file_name = target_.file_name;
+  read.has_header = false;
+  for (const table::Column& column : schema_.columns) read.column_names.push_back(column.name);
+  for (const ReplacedLine& edit : replaced) {
+    read.first_line = edit.line;
+    Result<std::unique_ptr<table::RowReader>> old_reader =
+        table::RowReader::Open(*target_.format, edit.before, read);
+    if (!old_reader.ok()) return false;
+    Result<bool> old_row = (*old_reader)->Next();
+    if (!old_row.ok() || !*old_row || !profile->Remove(**old_reader)) return false;
+    KILN_ASSIGN_OR_RETURN(std::unique_ptr<table::RowReader> new_reader,
+                          table::RowReader::Open(*target_.format, edit.after, read));
+    KILN_ASSIGN_OR_RETURN(bool new_row, new_reader->Next());
+    if (!new_row) return false;
+    bool widen = false;
+    KILN_RETURN_IF_ERROR(profile->AddChecked(*new_reader, target_.file_name, &widen));
+    if (widen) return false;  // the full parse finds it again and reprofiles the table
+  }
+  // Bounds a removed row may have held: recomputed from the column's cells alone, far cheaper
+  // than parsing every cell of the chunk.
+  const char delimiter = *target_.format == table::Format::kTsv ? '\t' : ',';
+  for (size_t index : profile->StaleBounds()) {
+    if (!profile->RecomputeBounds(
+            index, ColumnCells(after, index, schema_.columns.size(), delimiter, has_header))) {
+      return false;
+    }
+  }
+  if (!profile->EditsExact()) return false;
+  chunk.profile = std::move(profile);
+  chunk.rows = previous.rows;
+  chunk.key_limit = limit;
+  chunk.profiled_from_edits = true;
+  return true;
+}
+
 Status Ingest::SaveChunkProfile(Chunk& chunk) {
-  if (key_limit_ == 0 || chunk.needs_reprofile || !chunk.profile) return Status::Ok();
-  std::string saved = chunk.profile->Serialize(key_limit_);
+  if (chunk.key_limit == 0 || chunk.needs_reprofile || !chunk.profile) return Status::Ok();
+  std::string saved = chunk.profile->Serialize(chunk.key_limit);
   if (!WorthSaving(saved.size(), chunk.bytes.size())) return Status::Ok();
   std::optional<Digest> base;
   if (chunk.base) {
@@ -461,13 +635,19 @@ Status Ingest::CollectReady(bool wait_all) {
     if (first_error_.ok() && !front->status.ok()) first_error_ = front->status;
     if (first_error_.ok()) {
       if (front->needs_reprofile) needs_reprofile_ = true;
-      if (front->reused_profile) reused_profiles_ = true;
+      // An edited chunk's profile, like a reused one, keeps sample candidates only below its
+      // key limit.
+      if (front->reused_profile || front->profiled_from_edits) reused_profiles_ = true;
       if (front->profile && !needs_reprofile_) profile_->Merge(std::move(*front->profile));
       chunks_.push_back(ChunkRef{front->id, front->bytes.size(), front->rows, front->first_line,
                                  front->anchor, front->stats});
       rows_ += front->rows;
       stats_.chunks += 1;
-      if (target_.format && !front->reused_profile) stats_.chunks_parsed += 1;
+      if (front->profiled_from_edits) {
+        stats_.chunks_profiled_from_edits += 1;
+      } else if (target_.format && !front->reused_profile) {
+        stats_.chunks_parsed += 1;
+      }
       if (front->is_new) {
         stats_.chunks_new += 1;
         stats_.stored_bytes += front->stored_bytes;
@@ -590,9 +770,11 @@ Result<TableVersion> Ingest::Finish() {
     if (needs_reprofile_) {
       KILN_RETURN_IF_ERROR(Reprofile(version));
       stats_.chunks_parsed = version.chunks.size();
+      stats_.chunks_profiled_from_edits = 0;
     } else if (reused_profiles_ && !profile_->SampleExact()) {
       KILN_RETURN_IF_ERROR(ProfileAllChunks(version));
       stats_.chunks_parsed = version.chunks.size();
+      stats_.chunks_profiled_from_edits = 0;
     }
     if (version.key && version.schema.Find(*version.key) < 0) {
       return InvalidArgument("--key '" + *version.key + "': " + target_.file_name +

@@ -108,6 +108,11 @@ class Ingest {
   // Parses, checks and profiles a chunk, or merges the saved profile of the same chunk at the
   // same line in the previous version. Worker threads.
   Status ProfileChunk(Chunk& chunk);
+  // The incremental path of ProfileChunk, for a chunk whose base (the previous version's chunk at
+  // the same first line) differs only in replaced lines: restores the base's saved profile, takes
+  // back the old lines' rows and adds the new ones (checked, with the errors a full parse gives).
+  // Returns false when it cannot give exactly the full parse's profile (then parse the chunk).
+  Result<bool> ProfileEdits(Chunk& chunk);
   Status SaveChunkProfile(Chunk& chunk);
   Status Reprofile(TableVersion& version);
   // Profiles every chunk again with the schema as it is (after merging saved chunk profiles whose
@@ -137,6 +142,9 @@ class Ingest {
   // Chunk profiles are saved with sample candidates below this key (0: not saved).
   uint64_t key_limit_ = 0;
   bool reused_profiles_ = false;  // some chunk's saved profile was merged
+  // The schema has only numeric and timestamp columns, whose statistics rows can be taken back
+  // from (ProfileBuilder::Remove); set with the schema.
+  bool edits_profilable_ = false;
   objects::PutOptions compression_;  // for chunks not stored as deltas (chosen at the first)
 
   std::mutex mutex_;  // guards the chunks' done flags with done_

@@ -60,7 +60,8 @@ class SavedChunkProfileTest : public ::testing::TestWithParam<store::Backend> {
     options.chunker.min_size = 2 << 10;
     options.chunker.average_size = 8 << 10;
     options.chunker.max_size = 32 << 10;
-    options.profile.sample_size = 400;  // far fewer than the rows: the key limits matter
+    options.profile.sample_size = sample_size_;
+    options_ = options;
     auto repository = Repository::Open(database_.db(), dir_.Join("objects"), options);
     ASSERT_TRUE(repository.ok()) << repository.status().ToString();
     repository_ = std::move(*repository);
@@ -87,6 +88,8 @@ class SavedChunkProfileTest : public ::testing::TestWithParam<store::Backend> {
     return profile.ok() ? *profile : Json();
   }
 
+  size_t sample_size_ = 400;  // far fewer than the rows: the key limits matter
+  RepositoryOptions options_;
   TestDatabase database_{GetParam()};
   TempDir dir_;
   std::unique_ptr<Repository> repository_;
@@ -200,6 +203,176 @@ TEST_P(SavedChunkProfileTest, ChunksDoNotDependOnHowTheBytesArrive) {
     EXPECT_EQ(chunks_of(pieces), whole);
   }
 }
+
+// ---- Edited chunks: profiled from the replaced lines alone ------------------------------------
+
+// "id,amount,score\n" (numeric columns only) then rows, with \r\n line ends if `crlf`; `edits`
+// replace whole rows (without the line end). Row 5000 holds the table's smallest amount and
+// row 6000 its largest score.
+constexpr int kEditRows = 8000;  // about 18 chunks
+
+std::string NumericRows(int count, const std::map<int, std::string>& edits = {},
+                        bool crlf = false) {
+  const std::string end = crlf ? "\r\n" : "\n";
+  std::string out = "id,amount,score" + end;
+  for (int i = 0; i < count; ++i) {
+    auto edit = edits.find(i);
+    if (edit != edits.end()) {
+      out += edit->second + end;
+    } else if (i == 5000) {
+      out += "5000,-99999.5,1" + end;
+    } else if (i == 6000) {
+      out += "6000,12.5,99999" + end;
+    } else {
+      out += std::to_string(i) + "," + std::to_string((i * 7919) % 10007) + "." +
+             std::to_string(i % 10) + "," +
+             (i % 13 == 0 ? std::string() : std::to_string(i % 101)) + end;
+    }
+  }
+  return out;
+}
+
+// Replaces every 97th row from `from` on (about 1%), keeping its id.
+std::map<int, std::string> Scattered(int from = 3) {
+  std::map<int, std::string> edits;
+  for (int i = from; i < kEditRows; i += 97) {
+    edits[i] = std::to_string(i) + "," + std::to_string(i % 311) + ".25," + std::to_string(i % 7);
+  }
+  return edits;
+}
+
+class EditedChunkProfileTest : public SavedChunkProfileTest {
+ protected:
+  // Chunks of at most 32 KiB hold fewer rows than the sample size: ProfileBuilder::Remove's
+  // bound; the table still has far more rows than the sample, so the key limits matter.
+  EditedChunkProfileTest() { sample_size_ = 2000; }
+
+  // The error committing `contents` as t.csv in a repository of its own: a full parse.
+  std::string FreshCommitError(const std::string& contents) {
+    TempDir dir;
+    TestDatabase database{GetParam()};
+    // The same chunks (the first one's rows decide the schema), parsed from scratch.
+    auto repository = Repository::Open(database.db(), dir.Join("objects"), options_);
+    EXPECT_TRUE(repository.ok()) << repository.status().ToString();
+    if (!repository.ok()) return "";
+    std::string path = dir.Join("t.csv");
+    std::ofstream(path, std::ios::binary | std::ios::trunc) << contents;
+    CommitRequest request;
+    request.message = "fresh";
+    request.inputs.push_back(CommitInput{path, std::nullopt, std::nullopt});
+    auto result = (*repository)->Commit(request);
+    return result.ok() ? "" : result.status().ToString();
+  }
+
+  std::string CommitError(const std::string& contents) {
+    std::string path = dir_.Join("work/t.csv");
+    std::ofstream(path, std::ios::binary | std::ios::trunc) << contents;
+    CommitRequest request;
+    request.message = "bad";
+    request.inputs.push_back(CommitInput{path, std::nullopt, std::nullopt});
+    auto result = repository_->Commit(request);
+    return result.ok() ? "" : result.status().ToString();
+  }
+};
+
+struct EditCase {
+  std::string name;
+  std::string first;
+  std::string next;
+  bool expect_edits_profiled;  // most changed chunks profiled from their edits, not parsed
+};
+
+TEST_P(EditedChunkProfileTest, EditedChunksProfileExactlyAsParsingEverything) {
+  std::map<int, std::string> in_header_chunk = {{1, "1,7.5,3"}, {2, "2,8.5,"}};
+  std::map<int, std::string> special = Scattered();
+  special[400] = "400,nan,5";
+  special[800] = "800,inf,";
+  special[1200] = "1200,-0.0,0";
+  const std::vector<EditCase> cases = {
+      {"scattered replaced lines", NumericRows(kEditRows), NumericRows(kEditRows, Scattered()),
+       true},
+      // Rows 5000 and 6000 hold the table's (so their chunks') min amount and max score.
+      {"replaced lines holding a min and a max, and a new min", NumericRows(kEditRows),
+       NumericRows(kEditRows,
+                   {{5000, "5000,1.5,1"}, {6000, "6000,2.5,3"}, {7000, "7000,-999999.5,4"}}),
+       true},
+      {"nan, infinity, negative zero and nulls", NumericRows(kEditRows),
+       NumericRows(kEditRows, special), true},
+      {"lines of the first chunk, after the header", NumericRows(kEditRows),
+       NumericRows(kEditRows, in_header_chunk), true},
+      {"crlf lines", NumericRows(kEditRows, {}, true), NumericRows(kEditRows, Scattered(), true),
+       true},
+      {"last line without a newline",
+       NumericRows(kEditRows).substr(0, NumericRows(kEditRows).size() - 1),
+       [] {
+         std::string next = NumericRows(kEditRows, Scattered());
+         next.pop_back();
+         next.back() = '8';
+         return next;
+       }(),
+       true},
+      // A decimal in the int64 id column: the whole table is profiled again, widened.
+      {"a replaced line needs widening", NumericRows(kEditRows),
+       NumericRows(kEditRows, {{7000, "7000.5,3.5,4"}}), false},
+      // Category counts keep first-seen order: such tables are parsed.
+      {"a table with a string column", Rows(0, kEditRows),
+       Rows(0, kEditRows, {{100, "100,1.5,q,1"}, {5000, "5000,2.5,q,"}}), false},
+      {"quoted fields", NumericRows(kEditRows), NumericRows(kEditRows, {{7000, "7000,\"3.5\",4"}}),
+       false},
+  };
+  int n = 0;
+  for (const EditCase& c : cases) {
+    SCOPED_TRACE(c.name);
+    const std::string table = "e" + std::to_string(n);
+    const std::string fresh_table = "efresh" + std::to_string(n++);
+    CommitStats first = Commit(table + ".csv", c.first);
+    ASSERT_GT(first.chunks, 10u);
+    CommitStats next = Commit(table + ".csv", c.next);
+    if (c.expect_edits_profiled) {
+      EXPECT_LE(next.chunks_parsed * 4, next.chunks) << "edited chunks should not be parsed";
+      EXPECT_GT(next.chunks_profiled_from_edits, 0u);
+      EXPECT_EQ(next.ToJson()["chunks_profiled_from_edits"], next.chunks_profiled_from_edits);
+    } else {
+      EXPECT_EQ(next.chunks_profiled_from_edits, 0u);
+    }
+    CommitStats fresh = Commit(fresh_table + ".csv", c.next);
+    EXPECT_EQ(fresh.chunks_parsed, fresh.chunks);
+    EXPECT_EQ(Profile(table).dump(), Profile(fresh_table).dump());
+    auto fsck = repository_->Fsck(nullptr);
+    ASSERT_TRUE(fsck.ok()) << fsck.status().ToString();
+    EXPECT_TRUE(fsck->problems.empty()) << fsck->ToJson().dump(2);
+    if (n > 1) continue;
+    // The saved profiles of edited chunks serve the next version (edited again) exactly too.
+    const std::string again = NumericRows(kEditRows, Scattered(50));
+    Commit(table + ".csv", again);
+    Commit(fresh_table + ".csv", again);
+    EXPECT_EQ(Profile(table).dump(), Profile(fresh_table).dump());
+  }
+}
+
+TEST_P(EditedChunkProfileTest, BadCellOnAReplacedLineGivesTheFullParsesError) {
+  const std::vector<std::pair<std::string, std::map<int, std::string>>> cases = {
+      {"not a number", {{7000, "7000,abc,4"}}},
+      {"second bad line after a good one", {{3000, "3000,1.5,2"}, {7500, "7500,1.5,x"}}},
+      {"ragged row", {{7000, "7000,1.5"}}},
+      {"bad line in the chunk after the first", {{2500, "2500,1.5,--1"}}},
+  };
+  Commit("t.csv", NumericRows(kEditRows));
+  for (const auto& [name, edits] : cases) {
+    SCOPED_TRACE(name);
+    const std::string bad = NumericRows(kEditRows, edits);
+    const std::string error = CommitError(bad);
+    EXPECT_FALSE(error.empty());
+    EXPECT_EQ(error, FreshCommitError(bad));
+  }
+  auto fsck = repository_->Fsck(nullptr);
+  ASSERT_TRUE(fsck.ok()) << fsck.status().ToString();
+  EXPECT_TRUE(fsck->problems.empty()) << fsck->ToJson().dump(2);
+}
+
+INSTANTIATE_TEST_SUITE_P(Backends, EditedChunkProfileTest,
+                         ::testing::ValuesIn(kiln::testing::AllBackends()),
+                         kiln::testing::BackendName);
 
 INSTANTIATE_TEST_SUITE_P(Backends, SavedChunkProfileTest,
                          ::testing::ValuesIn(kiln::testing::AllBackends()),

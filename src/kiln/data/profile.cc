@@ -223,6 +223,17 @@ class ExactSums {
       FlushSquares();
   }
 
+  // Takes back a value added before (or restored in the totals): exact, like Add.
+  void Remove(double value) {
+    uint64_t bits = std::bit_cast<uint64_t>(value);
+    uint32_t exponent = static_cast<uint32_t>(bits >> 52) & 0x7ff;
+    uint64_t mantissa = bits & ((uint64_t{1} << 52) - 1);
+    if (exponent != 0) mantissa |= uint64_t{1} << 52;
+    const int shift = Shift(exponent);
+    sum_total_.AddShifted(mantissa, shift, (bits >> 63) == 0);
+    square_total_.AddShifted(static_cast<Uint128>(mantissa) * mantissa, 2 * shift, true);
+  }
+
   // Sums restored from saved totals (Sum() and SumOfSquares() of the saved builder).
   static ExactSums FromTotals(const WideInt& sum, const WideInt& squares) {
     ExactSums sums;
@@ -410,6 +421,26 @@ class RowSample {
     saved_limits_ = std::move(saved_limits);
     if (keys_.size() >= next_compaction_) Compact();
   }
+
+  // True once a compaction set limits (candidates were pruned).
+  bool Compacted() const { return largest_limit_ != kUnlimited; }
+  // Removes the candidate with this key; false if there is none.
+  bool RemoveKey(uint64_t key) {
+    auto it = std::find(keys_.begin(), keys_.end(), key);
+    if (it == keys_.end()) return false;
+    const size_t row = static_cast<size_t>(it - keys_.begin());
+    keys_.erase(it);
+    auto values_begin = values_.begin() + static_cast<std::ptrdiff_t>(row * width_);
+    values_.erase(values_begin, values_begin + static_cast<std::ptrdiff_t>(width_));
+    return true;
+  }
+  // Candidates holding a value in column c.
+  int64_t CandidatesWithValue(size_t c) const {
+    int64_t count = 0;
+    for (size_t row = 0; row < keys_.size(); ++row) count += !std::isnan(values_[row * width_ + c]);
+    return count;
+  }
+  void SetSavedLimit(size_t c, uint64_t limit) { saved_limits_[c] = limit; }
 
   // True if every column's sample is what a sample that dropped nothing would hold.
   bool Exact() const {
@@ -836,6 +867,17 @@ struct ProfileBuilder::State {
   std::unique_ptr<RowSample> sample;
   std::vector<double> row_values;             // the current row's numeric values, NaN where none
   std::vector<table::CellValue> cell_values;  // AddChecked: the current row's parsed cells
+  // Deserialize: the key limit the state was saved with (candidates below it are all here).
+  uint64_t restored_key_limit = RowSample::kUnlimited;
+  // Remove: per sample column, the rows with a value that are not candidates (dropped by the
+  // saved state's key limit); set up by the first Remove.
+  std::vector<int64_t> dropped;
+  bool edited = false;  // Remove was called
+  // Per column: an edit may have left min and max other than profiling afresh would give (a
+  // removed value at a bound, or a zero of the other sign than an equal bound).
+  std::vector<uint8_t> stale_bounds;
+
+  bool PrepareEdits();
 
   // Returns the value (NaN when there is none for the sample).
   double AddNumeric(ColumnStats& column, std::string_view text);
@@ -846,6 +888,40 @@ struct ProfileBuilder::State {
     }
   }
 };
+
+// Checks that rows can be removed exactly, once: only numeric and timestamp columns (category
+// counts keep first-seen order), a sample never compacted (every row with a value below the
+// restored key limit is a candidate), and candidates that agree with the counts and the saved
+// limits. A builder holding max(sample_size, 512) rows or more is refused, so that adding as
+// many rows as were removed never compacts (a compaction prunes by limits a fresh builder of
+// the same rows would not have).
+bool ProfileBuilder::State::PrepareEdits() {
+  if (edited) return true;
+  const size_t capacity = sample->capacity();
+  if (sample->Compacted() || rows >= static_cast<int64_t>(std::max<size_t>(capacity, 512))) {
+    return false;
+  }
+  dropped.assign(sample->width(), 0);
+  for (const ColumnStats& column : columns) {
+    if (column.categories) return false;
+    if (!column.numeric || capacity == 0) continue;
+    const size_t slot = column.numeric->sample_slot;
+    const int64_t with_value = column.count - column.numeric->nan;
+    const int64_t missing = with_value - sample->CandidatesWithValue(slot);
+    const bool limited = restored_key_limit != RowSample::kUnlimited;
+    const bool saved_limit = sample->saved_limits()[slot] == restored_key_limit && limited;
+    if (missing < 0 || (missing > 0) != saved_limit ||
+        (!saved_limit && sample->saved_limits()[slot] != RowSample::kUnlimited)) {
+      return false;
+    }
+    dropped[slot] = missing;
+  }
+  stale_bounds.assign(columns.size(), 0);
+  edited = true;
+  return true;
+}
+
+bool SignDiffers(double a, double b) { return std::signbit(a) != std::signbit(b) && a == b; }
 
 // Returns the value for the sample (NaN when there is none).
 inline double AddNumber(NumericStats& stats, double value) {
@@ -1005,9 +1081,17 @@ Status ProfileBuilder::AddChecked(const table::RowReader& row, std::string_view 
         row_values[stats.sample_slot] = AddNumber(stats, value.number);
         break;
       }
-      case table::ColumnType::kFloat64:
-        row_values[column.numeric->sample_slot] = AddNumber(*column.numeric, value.number);
+      case table::ColumnType::kFloat64: {
+        NumericStats& stats = *column.numeric;
+        if (state.edited && value.number == 0 &&
+            (SignDiffers(value.number, stats.finite_min) ||
+             SignDiffers(value.number, stats.finite_max))) [[unlikely]] {
+          // min/max keep the first zero met; a fresh profile might meet this one first.
+          state.stale_bounds[i] = 1;
+        }
+        row_values[stats.sample_slot] = AddNumber(stats, value.number);
         break;
+      }
       case table::ColumnType::kBool:
         column.categories->Add(value.boolean ? "true" : "false");
         break;
@@ -1022,6 +1106,148 @@ Status ProfileBuilder::AddChecked(const table::RowReader& row, std::string_view 
   state.AddSampleRow(row.line());
   return Status::Ok();
 }
+
+bool ProfileBuilder::Remove(const table::RowReader& row) {
+  State& state = *state_;
+  if (!state.PrepareEdits()) return false;
+  const std::vector<table::Cell>& cells = row.cells();
+  const size_t width = std::min(cells.size(), state.columns.size());
+  table::CellValue* values = state.cell_values.data();
+  double* row_values = state.row_values.data();
+  std::fill(state.row_values.begin(), state.row_values.end(),
+            std::numeric_limits<double>::quiet_NaN());
+  // Parse and check everything first: nothing changes unless the whole row can go.
+  std::vector<uint8_t> at_bound(state.columns.size(), 0);
+  for (size_t i = 0; i < width; ++i) {
+    if (cells[i].is_null) continue;
+    ColumnStats& column = state.columns[i];
+    bool widened = false;
+    if (!table::ParseCellValue(column.type, cells[i].text, &widened, &values[i]) || widened) {
+      return false;
+    }
+    const table::CellValue& value = values[i];
+    if (column.numeric) {
+      const NumericStats& stats = *column.numeric;
+      const double number = value.number;
+      // A bound may have been only this value: it is recomputed from the other rows.
+      if (std::isfinite(number) && !(number > stats.finite_min && number < stats.finite_max)) {
+        at_bound[i] = 1;
+      }
+      if (column.type == table::ColumnType::kInt64 &&
+          !(value.integer > stats.int_min && value.integer < stats.int_max)) {
+        at_bound[i] = 1;
+      }
+      row_values[stats.sample_slot] = number;  // NaN: no value for the sample
+    } else if (column.timestamps) {
+      if (!(value.integer > column.timestamps->min && value.integer < column.timestamps->max)) {
+        at_bound[i] = 1;
+      }
+    }
+  }
+  RowSample& sample = *state.sample;
+  const bool has_value = std::any_of(state.row_values.begin(), state.row_values.end(),
+                                     [](double value) { return !std::isnan(value); });
+  const uint64_t key = Mix(static_cast<uint64_t>(row.line()) ^ state.seed_mix);
+  const bool candidate =
+      has_value && sample.capacity() > 0 &&
+      (key < state.restored_key_limit || state.restored_key_limit == RowSample::kUnlimited);
+  if (has_value && sample.capacity() > 0 && !candidate) {
+    for (size_t c = 0; c < sample.width(); ++c) {
+      if (!std::isnan(row_values[c]) && state.dropped[c] == 0) return false;  // not this row's
+    }
+  }
+  if (candidate && !sample.RemoveKey(key)) return false;  // not a row this builder holds
+
+  --state.rows;
+  for (size_t i = 0; i < state.columns.size(); ++i) {
+    ColumnStats& column = state.columns[i];
+    if (i >= width || cells[i].is_null) {
+      --column.nulls;
+      continue;
+    }
+    if (at_bound[i]) state.stale_bounds[i] = 1;
+    --column.count;
+    if (column.numeric) {
+      NumericStats& stats = *column.numeric;
+      const double number = values[i].number;
+      if (std::isfinite(number)) {
+        --stats.finite;
+        stats.sums.Remove(number);
+      } else if (std::isnan(number)) {
+        --stats.nan;
+      } else if (number > 0) {
+        --stats.positive_infinities;
+      } else {
+        --stats.negative_infinities;
+      }
+    }
+  }
+  if (has_value && sample.capacity() > 0 && !candidate) {
+    for (size_t c = 0; c < sample.width(); ++c) {
+      if (std::isnan(row_values[c])) continue;
+      if (--state.dropped[c] == 0) sample.SetSavedLimit(c, RowSample::kUnlimited);
+    }
+  }
+  return true;
+}
+
+std::vector<size_t> ProfileBuilder::StaleBounds() const {
+  std::vector<size_t> stale;
+  for (size_t i = 0; i < state_->stale_bounds.size(); ++i) {
+    if (state_->stale_bounds[i]) stale.push_back(i);
+  }
+  return stale;
+}
+
+bool ProfileBuilder::RecomputeBounds(size_t index, const std::vector<table::Cell>& cells) {
+  State& state = *state_;
+  ColumnStats& column = state.columns[index];
+  // The folds AddChecked does, in the same (line) order: the same bound among equal zeros.
+  double finite_min = std::numeric_limits<double>::infinity();
+  double finite_max = -std::numeric_limits<double>::infinity();
+  int64_t int_min = std::numeric_limits<int64_t>::max();
+  int64_t int_max = std::numeric_limits<int64_t>::min();
+  int64_t values = 0;
+  for (const table::Cell& cell : cells) {
+    if (cell.is_null) continue;
+    bool widened = false;
+    table::CellValue value;
+    if (!table::ParseCellValue(column.type, cell.text, &widened, &value) || widened) return false;
+    ++values;
+    if (column.timestamps || column.type == table::ColumnType::kInt64) {
+      int_min = std::min(int_min, value.integer);
+      int_max = std::max(int_max, value.integer);
+    }
+    if (column.numeric && std::isfinite(value.number)) {
+      finite_min = std::min(finite_min, value.number);
+      finite_max = std::max(finite_max, value.number);
+    }
+  }
+  if (values != column.count) return false;  // not this builder's rows
+  if (column.numeric) {
+    NumericStats& stats = *column.numeric;
+    stats.finite_min = finite_min;
+    stats.finite_max = finite_max;
+    if (column.type == table::ColumnType::kInt64) {
+      stats.int_min = int_min;
+      stats.int_max = int_max;
+    }
+  } else if (column.timestamps) {
+    column.timestamps->min = int_min;
+    column.timestamps->max = int_max;
+  }
+  if (index < state.stale_bounds.size()) state.stale_bounds[index] = 0;
+  return true;
+}
+
+bool ProfileBuilder::EditsExact() const {
+  for (uint8_t stale : state_->stale_bounds) {
+    if (stale) return false;
+  }
+  return !state_->sample->Compacted();
+}
+
+uint64_t ProfileBuilder::RestoredKeyLimit() const { return state_->restored_key_limit; }
 
 void ProfileBuilder::Merge(ProfileBuilder&& other) {
   State& state = *state_;
@@ -1522,6 +1748,7 @@ Result<ProfileBuilder> ProfileBuilder::Deserialize(const table::Schema& schema,
   }
   if (in.remaining() != 0) return malformed();
   state.sample->Restore(std::move(keys), std::move(values), std::move(saved_limits));
+  state.restored_key_limit = key_limit;
   return builder;
 }
 

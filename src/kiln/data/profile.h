@@ -22,6 +22,7 @@
 #include <memory>
 #include <string>
 #include <string_view>
+#include <vector>
 
 #include "kiln/core/json.h"
 #include "kiln/core/status.h"
@@ -53,6 +54,29 @@ class ProfileBuilder {
   // int64 column) sets *widen and the row is not added (the caller reprofiles the whole table);
   // cells beyond the schema's width are ignored. On an error nothing of the row is added.
   Status AddChecked(const table::RowReader& row, std::string_view file_name, bool* widen);
+  // Edits, for a chunk whose lines were replaced: takes back the reader's current row, which
+  // this builder holds at the same line (added, or restored by Deserialize). Returns false, and
+  // changes nothing, when the result could differ from profiling the remaining rows afresh: a
+  // category, bool or string column (their counts keep first-seen order), a cell that no
+  // longer parses under the schema, a sample that was compacted, or max(sample_size, 512) rows
+  // or more. Then profile the rows afresh. Each row may be removed once; add its replacement
+  // with AddChecked, and no more rows than were removed. A removed value at its column's min or
+  // max (the bound may have been only this row's) leaves the column's bounds stale.
+  bool Remove(const table::RowReader& row);
+  // Columns whose min and max edits left stale: a removed value at a bound, or an added zero of
+  // the other sign than an equal bound (min and max keep the first of +0 and -0 met).
+  std::vector<size_t> StaleBounds() const;
+  // Recomputes column `index`'s min and max from its cells in every row the builder holds, in
+  // line order (null cells included or not). False if a cell does not parse or the cells do not
+  // match the column's count (then profile the rows afresh).
+  bool RecomputeBounds(size_t index, const std::vector<table::Cell>& cells);
+  // After edits: true if the builder holds exactly what profiling its rows afresh would give:
+  // no stale bounds and no compacted sample.
+  bool EditsExact() const;
+  // The key limit of the state this builder was restored from (Deserialize); the maximum for a
+  // builder that was not restored. Serialize an edited builder with it: only candidates below it
+  // are known, and then the saved state is exactly what the edited rows profiled afresh give.
+  uint64_t RestoredKeyLimit() const;
   // Folds `other` (rows that come after this builder's) into this one.
   void Merge(ProfileBuilder&& other);
   Json Finish() const;

@@ -878,6 +878,167 @@ TEST(ProfileSavedStateTest, CorruptStateIsRejectedAndNeverCrashes) {
 // Timing (not a test): ./kiln_data_tests --gtest_also_run_disabled_tests
 //   --gtest_filter='*DISABLED_TimeProfiling*'
 
+// ---------------------------------------------------------------------------------------------
+// Edits: Remove of replaced rows, then AddChecked of their replacements
+
+// Every row of `csv` (header on line 1) added with AddChecked.
+ProfileBuilder ProfileCsv(const std::string& csv, const table::Schema& schema,
+                          ProfileOptions options) {
+  ProfileBuilder builder(schema, options);
+  table::ReadOptions read;
+  read.file_name = "t.csv";
+  auto reader = table::RowReader::Open(table::Format::kCsv, csv, read);
+  EXPECT_TRUE(reader.ok()) << reader.status().ToString();
+  while (reader.ok()) {
+    Result<bool> more = (*reader)->Next();
+    EXPECT_TRUE(more.ok()) << more.status().ToString();
+    if (!more.ok() || !*more) break;
+    bool widen = false;
+    EXPECT_TRUE(builder.AddChecked(**reader, "t.csv", &widen).ok());
+  }
+  return builder;
+}
+
+// The reader of one line (which must outlive it), at line `line` of the file.
+std::unique_ptr<table::RowReader> LineReader(std::string_view text, int64_t line,
+                                             const table::Schema& schema) {
+  table::ReadOptions read;
+  read.file_name = "t.csv";
+  read.first_line = line;
+  read.has_header = false;
+  for (const table::Column& column : schema.columns) read.column_names.push_back(column.name);
+  auto reader = table::RowReader::Open(table::Format::kCsv, text, read);
+  EXPECT_TRUE(reader.ok()) << reader.status().ToString();
+  if (!reader.ok()) return nullptr;
+  Result<bool> more = (*reader)->Next();
+  EXPECT_TRUE(more.ok() && *more);
+  return std::move(*reader);
+}
+
+std::string EditCsv(const std::vector<std::string>& rows, const std::string& header) {
+  std::string csv = header + "\n";
+  for (const std::string& row : rows) csv += row + "\n";
+  return csv;
+}
+
+struct RemoveCase {
+  std::string name;
+  table::Schema schema;
+  std::vector<std::string> rows;
+  std::map<size_t, std::string> edits;  // row index -> replacement
+  size_t sample_size;
+  bool limited;               // saved with a key limit that drops candidates
+  std::vector<size_t> stale;  // columns whose bounds the edits leave stale
+};
+
+TEST(ProfileEditTest, RemovedAndReplacedRowsGiveTheFreshProfileAndSavedState) {
+  const table::Schema numbers = MakeSchema(
+      {{"id", ColumnType::kInt64}, {"x", ColumnType::kFloat64}, {"y", ColumnType::kFloat64}});
+  std::vector<std::string> plain;
+  for (int i = 0; i < 300; ++i) {
+    plain.push_back(std::to_string(i) + "," + std::to_string((i * 37) % 101) + ".5," +
+                    (i % 7 == 0 ? std::string() : std::to_string(i % 13)));
+  }
+  std::vector<std::string> special = plain;
+  special[10] = "10,nan,1";
+  special[20] = "20,inf,";
+  special[30] = "30,0.0,2";
+  const table::Schema stamped =
+      MakeSchema({{"id", ColumnType::kInt64}, {"at", ColumnType::kTimestamp}});
+  std::vector<std::string> stamps;
+  for (int i = 0; i < 300; ++i) {
+    stamps.push_back(std::to_string(i) + ",2026-01-" + (i % 28 < 9 ? "0" : "") +
+                     std::to_string(i % 28 + 1) + "T10:00:00Z");
+  }
+  const std::vector<RemoveCase> cases = {
+      {"scattered rows, unlimited", numbers, plain,
+       {{5, "5,1.5,2"}, {79, "79,3.5,"}, {150, "150,50.5,4"}}, 1000, false, {}},
+      {"scattered rows, limited", numbers, plain,
+       {{5, "5,1.5,2"}, {79, "79,3.5,"}, {150, "150,50.5,4"}, {151, "151,2.5,1"}}, 20, true, {}},
+      // Row 0 holds the smallest id and x, row 299 the largest id and the smallest y.
+      {"rows holding bounds", numbers, plain, {{0, "0,1.5,2"}, {299, "299,2.5,3"}}, 20, true,
+       {0, 1, 2}},
+      {"a row with no value left", numbers, plain, {{40, "40,,"}}, 20, true, {}},
+      {"a replacement of nothing with values", numbers, special,
+       {{10, "10,2.5,3"}, {20, "20,-inf,5"}, {30, "30,-0.0,1"}}, 20, true, {1}},
+      {"timestamps", stamped, stamps, {{3, "3,2026-01-05T11:00:00Z"}}, 20, true, {}},
+      {"timestamp bound", stamped, stamps, {{0, "0,2026-01-03T11:00:00Z"}}, 20, true, {0, 1}},
+  };
+  for (const RemoveCase& test : cases) {
+    SCOPED_TRACE(test.name);
+    ProfileOptions options;
+    options.sample_size = test.sample_size;
+    std::vector<std::string> edited = test.rows;
+    for (const auto& [row, text] : test.edits) edited[row] = text;
+    std::string header;
+    for (const table::Column& column : test.schema.columns) {
+      header += (header.empty() ? "" : ",") + column.name;
+    }
+    const std::string before = EditCsv(test.rows, header);
+    const std::string after = EditCsv(edited, header);
+    const uint64_t key_limit = test.limited ? ProfileBuilder::KeyLimitFor(test.rows.size(), options)
+                                            : std::numeric_limits<uint64_t>::max();
+    ASSERT_EQ(test.limited, key_limit != std::numeric_limits<uint64_t>::max());
+    Result<ProfileBuilder> restored = ProfileBuilder::Deserialize(
+        test.schema, options, ProfileCsv(before, test.schema, options).Serialize(key_limit));
+    ASSERT_TRUE(restored.ok()) << restored.status().ToString();
+    EXPECT_EQ(restored->RestoredKeyLimit(), key_limit);
+    for (const auto& [row, text] : test.edits) {
+      const int64_t line = static_cast<int64_t>(row) + 2;
+      const std::string old_line = test.rows[row] + "\n";  // the readers point into these
+      const std::string new_line = text + "\n";
+      auto old_row = LineReader(old_line, line, test.schema);
+      ASSERT_TRUE(restored->Remove(*old_row));
+      auto new_row = LineReader(new_line, line, test.schema);
+      bool widen = false;
+      ASSERT_TRUE(restored->AddChecked(*new_row, "t.csv", &widen).ok());
+      ASSERT_FALSE(widen);
+    }
+    EXPECT_EQ(restored->StaleBounds(), test.stale);
+    for (size_t column : restored->StaleBounds()) {
+      std::vector<std::string> texts;
+      for (const std::string& row : edited) {
+        texts.push_back(row + ",");  // every field ends at a comma
+      }
+      std::vector<table::Cell> cells;
+      for (const std::string& text : texts) {
+        size_t start = 0;
+        for (size_t i = 0; i < column; ++i) start = text.find(',', start) + 1;
+        std::string_view cell(text.data() + start, text.find(',', start) - start);
+        cells.push_back(table::Cell{cell, cell.empty(), false});
+      }
+      ASSERT_TRUE(restored->RecomputeBounds(column, cells));
+    }
+    ASSERT_TRUE(restored->EditsExact());
+    ProfileBuilder fresh = ProfileCsv(after, test.schema, options);
+    EXPECT_EQ(restored->Serialize(key_limit), fresh.Serialize(key_limit));
+    if (restored->SampleExact()) {
+      EXPECT_EQ(restored->Finish().dump(), fresh.Finish().dump());
+    }
+  }
+}
+
+TEST(ProfileEditTest, RemoveRefusesWhatItCannotTakeBackExactly) {
+  const table::Schema mixed = MakeSchema({{"id", ColumnType::kInt64}, {"s", ColumnType::kString}});
+  ProfileOptions options;
+  options.sample_size = 20;
+  ProfileBuilder strings = ProfileCsv("id,s\n1,a\n2,b\n3,c\n", mixed, options);
+  EXPECT_FALSE(strings.Remove(*LineReader("2,b\n", 3, mixed))) << "category counts";
+
+  const table::Schema ints = MakeSchema({{"id", ColumnType::kInt64}});
+  ProfileBuilder builder = ProfileCsv("id\n1\n2\n3\n", ints, options);
+  EXPECT_FALSE(builder.Remove(*LineReader("2.5\n", 3, ints))) << "needs widening";
+  EXPECT_FALSE(builder.Remove(*LineReader("x\n", 3, ints))) << "does not parse";
+  EXPECT_TRUE(builder.Remove(*LineReader("2\n", 3, ints)));
+  EXPECT_TRUE(builder.StaleBounds().empty());
+  EXPECT_EQ(builder.Finish().dump(), ProfileCsv("id\n1\n3\n", ints, options).Finish().dump());
+
+  std::string many = "id\n";
+  for (int i = 0; i < 600; ++i) many += std::to_string(i) + "\n";
+  ProfileBuilder large = ProfileCsv(many, ints, options);
+  EXPECT_FALSE(large.Remove(*LineReader("5\n", 7, ints))) << "more rows than Remove handles";
+}
+
 TEST(ProfileTimingTest, DISABLED_TimeProfiling) {
   constexpr int kRows = 1000000;
   constexpr int kColumns = 11;

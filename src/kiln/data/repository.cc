@@ -77,6 +77,7 @@ Json CommitStats::ToJson() const {
           {"chunks", chunks},
           {"chunks_new", chunks_new},
           {"chunks_parsed", chunks_parsed},
+          {"chunks_profiled_from_edits", chunks_profiled_from_edits},
           {"stored_bytes", stored_bytes}};
 }
 

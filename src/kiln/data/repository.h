@@ -91,9 +91,13 @@ struct CommitStats {
   uint64_t rows = 0;
   uint64_t chunks = 0;
   uint64_t chunks_new = 0;     // not already stored
-  // Table chunks parsed, checked and profiled; the others were the same bytes at the same line
-  // in the previous version, whose saved chunk profile was merged instead.
+  // Table chunks parsed, checked and profiled whole. The others either were the same bytes at the
+  // same line in the previous version, whose saved chunk profile was merged instead, or are
+  // counted in chunks_profiled_from_edits.
   uint64_t chunks_parsed = 0;
+  // Table chunks with lines replaced in place: the previous chunk's saved profile with only the
+  // replaced rows taken back and the new ones added (checked like any row).
+  uint64_t chunks_profiled_from_edits = 0;
   uint64_t stored_bytes = 0;   // bytes the new chunks took on disk
   Json ToJson() const;
 };
