@@ -95,6 +95,7 @@ struct Ingest::Chunk {
   bool reused_profile = false;       // merged from the previous version's saved profile
   bool profiled_from_edits = false;  // the base's saved profile with the replaced rows redone
   uint64_t key_limit = 0;  // the saved profile's key limit (Ingest::key_limit_ unless edited)
+  std::string base_raw;    // the delta base's bytes, when ProfileEdits read them (Put reuses them)
 };
 
 namespace {
@@ -432,7 +433,10 @@ void Ingest::Process(Chunk& chunk) {
     chunk.status = SaveChunkProfile(chunk);
     if (!chunk.status.ok()) return;
   }
-  if (stored->has_value() || !index_->Claim(chunk.id)) return;
+  if (stored->has_value() || !index_->Claim(chunk.id)) {
+    std::string().swap(chunk.base_raw);
+    return;
+  }
   objects::PutOptions put = compression_;
   int depth = 0;
   if (chunk.base && *chunk.base != chunk.id) {
@@ -441,10 +445,12 @@ void Ingest::Process(Chunk& chunk) {
       put = objects::PutOptions();
       put.zstd_level = options_->zstd_level;
       put.base = *chunk.base;
+      put.base_raw = chunk.base_raw;  // empty unless ProfileEdits read it: then Put reads it
       depth = **base_depth + 1;
     }
   }
   auto info = objects_->Put(chunk.id, chunk.bytes, put);
+  std::string().swap(chunk.base_raw);
   if (!info.ok()) {
     chunk.status = info.status();
     return;
@@ -527,7 +533,8 @@ Result<bool> Ingest::ProfileEdits(Chunk& chunk) {
   if (std::memchr(after.data(), '"', after.size()) != nullptr) return false;
   Result<std::string> base_bytes = objects_->Get(previous.id);
   if (!base_bytes.ok()) return false;
-  const std::string_view before = *base_bytes;
+  chunk.base_raw = std::move(base_bytes).value();  // kept for the delta Put
+  const std::string_view before = chunk.base_raw;
   if (std::memchr(before.data(), '"', before.size()) != nullptr) return false;
 
   // Walk both in lockstep: equal stretches, then one replaced line in each.
