@@ -144,6 +144,10 @@ struct Worker {
   net::io_context ioc;
   // Keeps run() going while the worker has no connection; reset at shutdown.
   net::executor_work_guard<net::io_context::executor_type> work;
+  // Never armed: making a timer sets up the io_context's reactor (an epoll, an eventfd and a
+  // timerfd) now, not at the worker's first connection, so every descriptor the server keeps is
+  // open once it listens (a later one is a leak).
+  net::steady_timer reactor_ready{ioc};
   std::thread thread;
 };
 
