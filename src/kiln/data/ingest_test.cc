@@ -88,6 +88,18 @@ class SavedChunkProfileTest : public ::testing::TestWithParam<store::Backend> {
     return profile.ok() ? *profile : Json();
   }
 
+  // Commits `contents` as the new table `fresh_table` (parsed from scratch, no previous version
+  // to reuse) and expects its stored profile to equal `table`'s, and fsck to be clean.
+  void ExpectProfileOfAFreshCommit(const std::string& table, const std::string& fresh_table,
+                                   const std::string& contents) {
+    CommitStats fresh = Commit(fresh_table + ".csv", contents);
+    EXPECT_EQ(fresh.chunks_parsed, fresh.chunks);
+    EXPECT_EQ(Profile(table).dump(), Profile(fresh_table).dump());
+    auto fsck = repository_->Fsck(nullptr);
+    ASSERT_TRUE(fsck.ok()) << fsck.status().ToString();
+    EXPECT_TRUE(fsck->problems.empty()) << fsck->ToJson().dump(2);
+  }
+
   size_t sample_size_ = 400;  // far fewer than the rows: the key limits matter
   RepositoryOptions options_;
   TestDatabase database_{GetParam()};
@@ -124,13 +136,7 @@ TEST_P(SavedChunkProfileTest, NextVersionsProfileEqualsParsingEverythingWhatever
     } else {
       EXPECT_EQ(next.chunks_parsed, next.chunks);
     }
-    // The same bytes as a new table: parsed from scratch, no previous version to reuse.
-    CommitStats fresh = Commit(fresh_table + ".csv", c.next);
-    EXPECT_EQ(fresh.chunks_parsed, fresh.chunks);
-    EXPECT_EQ(Profile(table).dump(), Profile(fresh_table).dump());
-    auto fsck = repository_->Fsck(nullptr);
-    ASSERT_TRUE(fsck.ok()) << fsck.status().ToString();
-    EXPECT_TRUE(fsck->problems.empty()) << fsck->ToJson().dump(2);
+    ExpectProfileOfAFreshCommit(table, fresh_table, c.next);
     // And the version after it reuses what this one saved.
     const std::string after_bytes = c.next + std::to_string(kRows + 900) + ",1.5,a,3\n";
     CommitStats after = Commit(table + ".csv", after_bytes);
@@ -335,12 +341,7 @@ TEST_P(EditedChunkProfileTest, EditedChunksProfileExactlyAsParsingEverything) {
     } else {
       EXPECT_EQ(next.chunks_profiled_from_edits, 0u);
     }
-    CommitStats fresh = Commit(fresh_table + ".csv", c.next);
-    EXPECT_EQ(fresh.chunks_parsed, fresh.chunks);
-    EXPECT_EQ(Profile(table).dump(), Profile(fresh_table).dump());
-    auto fsck = repository_->Fsck(nullptr);
-    ASSERT_TRUE(fsck.ok()) << fsck.status().ToString();
-    EXPECT_TRUE(fsck->problems.empty()) << fsck->ToJson().dump(2);
+    ExpectProfileOfAFreshCommit(table, fresh_table, c.next);
     if (n > 1) continue;
     // The saved profiles of edited chunks serve the next version (edited again) exactly too.
     const std::string again = NumericRows(kEditRows, Scattered(50));
