@@ -172,7 +172,9 @@ Result<RunInfo> LoadRunInfo(Transaction& tx, const std::string& run_id) {
 }
 
 // LoadRunInfo for a write of the run's children: the row as returned by the statement that marks
-// them changed (runs.revision; see RunChildrenCache in search.h), one statement for both.
+// them changed (runs.revision; see RunChildrenCache in search.h), one statement for both. Every
+// write of a run's params, tags, latest metrics or inputs goes through it (UpdateRun's rename
+// increments the revision in its own UPDATE).
 Result<RunInfo> LoadRunInfoForWrite(Transaction& tx, const std::string& run_id) {
   KILN_ASSIGN_OR_RETURN(Rows rows, tx.Query("UPDATE runs SET revision = revision + 1 WHERE "
                                             "run_uuid = ? RETURNING " + std::string(kRunColumns),
@@ -358,13 +360,6 @@ Status ValidateBatchLimit(std::string_view entities, size_t limit, size_t count)
 }
 
 // --- Writing -----------------------------------------------------------------------------------
-
-// Marks the run's children as changed (runs.revision; see RunChildrenCache in search.h). Every
-// write of a run's params, tags, latest metrics or inputs does so in its transaction (most through
-// LoadRunInfoForWrite).
-Status TouchRun(Transaction& tx, const std::string& run_id) {
-  return tx.Exec("UPDATE runs SET revision = revision + 1 WHERE run_uuid = ?", {run_id}).status();
-}
 
 // Upserts run tags; `tags` maps key to value (so keys are unique and in a stable order, which
 // keeps row-lock order the same across concurrent PostgreSQL writers).
@@ -633,10 +628,10 @@ std::vector<Metric> ToMetrics(const std::string& key, const std::vector<HistoryP
   return metrics;
 }
 
-// Appends metric points to the history and advances latest_metrics. The history's primary key is
-// the whole point, so an identical point (repeated in the batch, or sent again by a client retry)
-// is stored once by ON CONFLICT DO NOTHING, with no lookup first. latest_metrics gets one upsert
-// per key with the batch's winning point, whose WHERE keeps whichever point is later.
+// Appends metric points to the history (one chunk row per key; an identical point, repeated in
+// the batch or sent again by a client retry, is collapsed when the history is read) and advances
+// latest_metrics: one upsert per key with the batch's winning point, whose WHERE keeps whichever
+// point is later.
 Status WriteMetrics(Transaction& tx, const std::string& run_id,
                     const std::vector<Metric>& metrics) {
   if (metrics.empty()) return Status::Ok();
@@ -1001,13 +996,14 @@ Result<RunInfo> TrackingStore::UpdateRun(const UpdateRunRequest& request) {
     if (request.status) updated.status = *request.status;
     if (request.end_time) updated.end_time = *request.end_time;
     if (rename) updated.run_name = *request.run_name;
+    // A rename also rewrites the mlflow.runName tag: a change of the run's children.
     KILN_RETURN_IF_ERROR(
-        tx.Exec("UPDATE runs SET status = ?, end_time = ?, name = ? WHERE run_uuid = ?",
+        tx.Exec("UPDATE runs SET status = ?, end_time = ?, name = ?, revision = revision + ? "
+                "WHERE run_uuid = ?",
                 {updated.status, updated.end_time ? Value(*updated.end_time) : store::Null(),
-                 updated.run_name, updated.run_id})
+                 updated.run_name, int64_t{rename ? 1 : 0}, updated.run_id})
             .status());
     if (!rename) return Status::Ok();
-    KILN_RETURN_IF_ERROR(TouchRun(tx, updated.run_id));
     return WriteTags(tx, updated.run_id, {{std::string(kRunNameTag), updated.run_name}});
   }));
   return updated;
