@@ -877,6 +877,9 @@ int Main(int argc, char** argv) {
     }
     for (size_t i = 0; exit_code == 0 && i < tools.size(); ++i) {
       const std::string& tool = tools[i];
+      // The generated CSVs (2 GB) and the previous tool's deleted store are still being written
+      // back: each tool starts on a settled disk rather than paying for that write-back.
+      ::sync();
       Result<ToolResult> result =
           tool == "kiln" ? MeasureKiln(runner, flags.kiln, work, *versions)
                          : MeasureGit(runner, work, *versions, tool == "git-lfs");

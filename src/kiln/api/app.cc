@@ -259,6 +259,8 @@ Result<std::unique_ptr<App>> App::Open(const ServerConfig& config, Clock* clock)
   KILN_RETURN_IF_ERROR(MakeDirs(config.artifact_root));
   store::Options database_options;
   database_options.background_checkpoint = true;  // a long-lived process: no request checkpoints
+  database_options.writer_cache_kib = 64 << 10;   // a 100,000-run store's indexes stay cached
+  database_options.mmap_bytes = int64_t{1} << 30;  // readers share the kernel's page cache
   KILN_ASSIGN_OR_RETURN(state->database, store::Database::Open(config.store_uri, database_options));
   KILN_ASSIGN_OR_RETURN(state->tracking, tracking::TrackingStore::Open(state->database.get(), clock));
   KILN_ASSIGN_OR_RETURN(state->registry, registry::RegistryStore::Open(state->database.get(), clock));

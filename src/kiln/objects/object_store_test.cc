@@ -18,6 +18,7 @@
 
 #include "kiln/core/file_util.h"
 #include "kiln/objects/line_delta.h"
+#include "kiln/objects/nibble_pack.h"
 #include "tests/support/temp_dir.h"
 
 namespace kiln::objects {
@@ -490,6 +491,8 @@ TEST_F(ObjectStoreTest, NumericTextGetsTheFastLevelWithCodedLiteralsAndStaysSmal
   PutOptions chosen = ChooseCompression(numbers, 1);
   EXPECT_EQ(chosen.zstd_level, -10);
   EXPECT_TRUE(chosen.literal_compression);
+  EXPECT_TRUE(chosen.pack_nibbles);
+  chosen.pack_nibbles = false;  // the zstd it falls back to
   auto fast = store_->Put(Sha256Of(numbers), numbers, chosen);
   ASSERT_TRUE(fast.ok()) << fast.status().ToString();
   // Coded literals keep digits near 4 bits each: well under the raw size.
@@ -846,6 +849,305 @@ TEST_F(ObjectStoreTest, DISABLED_MeasureDeltaEncodings) {
     std::printf("  without base_raw (Put Gets the base): Put %7.0f MB/s (%.2f ms)\n", mb / put,
                 put * 1e3);
   }
+}
+
+}  // namespace
+}  // namespace kiln::objects
+
+namespace kiln::objects {
+namespace {
+
+// Rows like the benchmark's: an id, then ten numbers with three decimals, `bytes` or a little
+// more, after `header` (empty for a chunk from the middle of a file).
+std::string BenchmarkCsv(size_t bytes, uint64_t seed, const std::string& header) {
+  std::string out = header;
+  for (uint64_t id = 0; out.size() < bytes; ++id) {
+    out += std::to_string(id);
+    for (int c = 0; c < 10; ++c) {
+      uint64_t value = NextRandom(seed) % 1000000;
+      std::string decimals = std::to_string(1000 + value % 1000).substr(1);
+      out += "," + std::to_string(value / 1000) + "." + decimals;
+    }
+    out += "\n";
+  }
+  return out;
+}
+
+const std::string kSixteenSymbolHeader = "id,c0,c1,c2,c3,c4,c5,c6,c7,c8,c9\n";
+
+// The stored file size of a packed object of `raw_size` bytes.
+uint64_t PackedFileSize(uint64_t raw_size) { return 13 + PackedNibblesSize(raw_size); }
+
+TEST(ChooseCompressionTest, NumericCsvPacksAndRepetitiveOrWordyTextKeepsZstd) {
+  struct Case {
+    const char* name;
+    std::string sample;
+    bool packs;
+  };
+  std::string zeros_csv;
+  while (zeros_csv.size() < (1 << 20)) zeros_csv += "0,0,0,0,0,0,0,0,0,0\n";
+  std::string counting;  // few values, but long repeats zstd finds
+  for (int i = 0; counting.size() < (1 << 20); ++i) {
+    counting += "1000000," + std::to_string(i % 50) + ".0\n";
+  }
+  const Case cases[] = {
+      {"benchmark-like rows", BenchmarkCsv(1 << 20, 50, ""), true},
+      {"benchmark-like rows under a 16-value header",
+       BenchmarkCsv(1 << 20, 51, kSixteenSymbolHeader), true},
+      {"benchmark-like rows under a wordy header",
+       BenchmarkCsv(1 << 20, 52, "id,price,quantity,weight\n"), true},
+      {"all zero bytes", std::string(1 << 20, '0'), false},
+      {"a csv of zeros", zeros_csv, false},
+      {"few values repeating", counting, false},
+      {"words and timestamps", EventRows(1 << 20, 53), false},
+      {"csv with city names", Join(CsvRows(1 << 20, 54)), false},
+      {"one line of 17 values", "abcdefghijklmnopq", false},
+  };
+  for (const Case& c : cases) {
+    PutOptions chosen = ChooseCompression(c.sample, 1);
+    EXPECT_EQ(chosen.pack_nibbles, c.packs) << c.name;
+    EXPECT_FALSE(chosen.base.has_value()) << c.name;
+  }
+  EXPECT_FALSE(ChooseCompression("", 1).pack_nibbles);
+}
+
+TEST_F(ObjectStoreTest, NumericCsvChunkChosenForPackingStoresInHalf) {
+  const std::string raw = BenchmarkCsv(1 << 20, 55, kSixteenSymbolHeader);
+  PutOptions chosen = ChooseCompression(raw, 1);
+  ASSERT_TRUE(chosen.pack_nibbles);
+  Digest id = Sha256Of(raw);
+  Result<ObjectInfo> put = store_->Put(id, raw, chosen);
+  ASSERT_TRUE(put.ok()) << put.status().ToString();
+  EXPECT_EQ(put->encoding, Encoding::kPackedNibbles);
+  EXPECT_EQ(put->raw_size, raw.size());
+  EXPECT_EQ(put->stored_size, PackedFileSize(raw.size()));
+  EXPECT_LT(put->stored_size, raw.size() / 2 + 64);
+  EXPECT_FALSE(put->base.has_value());
+  Result<std::string> got = store_->Get(id, /*verify=*/true);
+  ASSERT_TRUE(got.ok()) << got.status().ToString();
+  EXPECT_TRUE(*got == raw);
+  Result<ObjectInfo> stat = store_->Stat(id);
+  ASSERT_TRUE(stat.ok()) << stat.status().ToString();
+  EXPECT_EQ(stat->encoding, Encoding::kPackedNibbles);
+  EXPECT_EQ(stat->raw_size, raw.size());
+  EXPECT_EQ(stat->stored_size, put->stored_size);
+  EXPECT_EQ(std::filesystem::file_size(ObjectPath(*store_, id)), put->stored_size);
+  EXPECT_TRUE(store_->Verify(id).ok());
+  int listed = 0;
+  ASSERT_TRUE(store_
+                  ->ForEach([&](const Digest& each, uint64_t stored_size, int64_t) {
+                    EXPECT_EQ(each, id);
+                    EXPECT_EQ(stored_size, put->stored_size);
+                    ++listed;
+                    return Status::Ok();
+                  })
+                  .ok());
+  EXPECT_EQ(listed, 1);
+  ASSERT_TRUE(store_->Remove(id).ok());  // gc's part
+  EXPECT_FALSE(store_->Exists(id));
+  EXPECT_TRUE(store_->Sync().ok());
+}
+
+TEST_F(ObjectStoreTest, PackingFallsBackToZstdOrRawWhenItCannotOrDoesNotPay) {
+  PutOptions pack;
+  pack.pack_nibbles = true;
+  pack.zstd_level = 3;
+  struct Case {
+    const char* name;
+    std::string raw;
+    Encoding expected;
+  };
+  const Case cases[] = {
+      {"a chunk of 17 or more values", EventRows(100 << 10, 56), Encoding::kZstd},
+      {"a wordy header over numbers", BenchmarkCsv(100 << 10, 57, "id,price,quantity\n"),
+       Encoding::kZstd},
+      {"numbers below the header", BenchmarkCsv(100 << 10, 58, ""), Encoding::kPackedNibbles},
+      {"exactly 16 values", BenchmarkCsv(10000, 59, "") + "abc", Encoding::kPackedNibbles},
+      {"empty", "", Encoding::kRaw},
+      {"too short to gain", "12,5\n", Encoding::kRaw},
+      {"random bytes", RandomBytes(10000, 60), Encoding::kRaw},
+  };
+  for (const Case& c : cases) {
+    Digest id = Sha256Of(c.raw);
+    Result<ObjectInfo> put = store_->Put(id, c.raw, pack);
+    ASSERT_TRUE(put.ok()) << c.name << ": " << put.status().ToString();
+    EXPECT_EQ(put->encoding, c.expected) << c.name;
+    Result<std::string> got = store_->Get(id, /*verify=*/true);
+    ASSERT_TRUE(got.ok()) << c.name << ": " << got.status().ToString();
+    EXPECT_TRUE(*got == c.raw) << c.name;
+  }
+}
+
+TEST_F(ObjectStoreTest, PackedObjectsServeAsDeltaBasesAndDeltasAreNeverPacked) {
+  std::vector<std::string> rows;
+  {
+    std::string numbers = BenchmarkCsv(200 << 10, 61, "");
+    for (size_t start = 0; start < numbers.size();) {
+      size_t end = numbers.find('\n', start) + 1;
+      rows.push_back(numbers.substr(start, end - start));
+      start = end;
+    }
+  }
+  PutOptions pack;
+  pack.pack_nibbles = true;
+  const std::string base = Join(rows);
+  Digest base_id = Sha256Of(base);
+  Result<ObjectInfo> put_base = store_->Put(base_id, base, pack);
+  ASSERT_TRUE(put_base.ok()) << put_base.status().ToString();
+  ASSERT_EQ(put_base->encoding, Encoding::kPackedNibbles);
+
+  std::vector<std::string> edited_rows = rows;
+  uint64_t seed = 62;
+  for (size_t i = 7; i < edited_rows.size(); i += 97) {
+    edited_rows[i] = std::to_string(i) + "," + std::to_string(NextRandom(seed) % 1000) + ".5\n";
+  }
+  const std::string edited = Join(edited_rows);
+  struct Case {
+    const char* name;
+    bool allow_line_delta;
+    bool pass_base_raw;
+    Encoding expected;
+  };
+  const Case cases[] = {
+      {"line delta, base read by Put", true, false, Encoding::kLineDelta},
+      {"line delta, base given", true, true, Encoding::kLineDelta},
+      {"zstd delta, base read by Put", false, false, Encoding::kZstdDelta},
+      {"zstd delta, base given", false, true, Encoding::kZstdDelta},
+  };
+  Digest id = Sha256Of(edited);
+  for (const Case& c : cases) {
+    PutOptions options = pack;  // packing asked for, but a delta wins
+    options.base = base_id;
+    options.allow_line_delta = c.allow_line_delta;
+    if (c.pass_base_raw) options.base_raw = base;
+    Result<ObjectInfo> put = store_->Put(id, edited, options);
+    ASSERT_TRUE(put.ok()) << c.name << ": " << put.status().ToString();
+    EXPECT_EQ(put->encoding, c.expected) << c.name;
+    EXPECT_EQ(put->base, base_id) << c.name;
+    EXPECT_LT(put->stored_size, put_base->stored_size / 4) << c.name;
+    Result<std::string> got = store_->Get(id, /*verify=*/true);
+    ASSERT_TRUE(got.ok()) << c.name << ": " << got.status().ToString();
+    EXPECT_TRUE(*got == edited) << c.name;
+    EXPECT_TRUE(store_->Verify(id).ok()) << c.name;
+  }
+
+  // A delta is reported corrupt, naming itself, when its packed base is.
+  std::string base_path = ObjectPath(*store_, base_id);
+  std::string base_file = ReadAll(base_path);
+  base_file[base_file.size() / 2] ^= 0x01;
+  WriteAll(base_path, base_file);
+  Result<std::string> got = store_->Get(id);
+  ASSERT_FALSE(got.ok());
+  EXPECT_EQ(got.status().code(), StatusCode::kInternal);
+  EXPECT_TRUE(Contains(got.status().message(), id.Hex())) << got.status().message();
+  EXPECT_TRUE(Contains(got.status().message(), base_id.Hex())) << got.status().message();
+}
+
+class PackedCorruptionTest : public ObjectStoreTest {
+ protected:
+  void SetUp() override {
+    ObjectStoreTest::SetUp();
+    raw_ = BenchmarkCsv(600, 63, "");
+    PutOptions pack;
+    pack.pack_nibbles = true;
+    id_ = Sha256Of(raw_);
+    Result<ObjectInfo> put = store_->Put(id_, raw_, pack);
+    ASSERT_TRUE(put.ok()) << put.status().ToString();
+    ASSERT_EQ(put->encoding, Encoding::kPackedNibbles);
+    path_ = ObjectPath(*store_, id_);
+    file_ = ReadAll(path_);
+  }
+
+  // Get (with and without verify) and Verify of the object as `file` all fail as Internal,
+  // naming the object.
+  void ExpectCorrupt(const std::string& file, const std::string& what) {
+    WriteAll(path_, file);
+    for (bool verify : {false, true}) {
+      Result<std::string> got = store_->Get(id_, verify);
+      ASSERT_FALSE(got.ok()) << what << " (verify " << verify << ") still decodes";
+      EXPECT_EQ(got.status().code(), StatusCode::kInternal)
+          << what << ": " << got.status().ToString();
+      EXPECT_TRUE(Contains(got.status().message(), id_.Hex()))
+          << what << ": " << got.status().ToString();
+    }
+    Status verified = store_->Verify(id_);
+    EXPECT_EQ(verified.code(), StatusCode::kInternal) << what;
+    EXPECT_TRUE(Contains(verified.message(), id_.Hex())) << what;
+  }
+
+  std::string raw_;
+  Digest id_;
+  std::string path_;
+  std::string file_;
+};
+
+TEST_F(PackedCorruptionTest, EveryByteFlipIsAnInternalErrorNamingTheObject) {
+  uint64_t seed = 64;
+  // Header, symbol table, codes, checksum: every byte, with a random nonzero mask.
+  for (size_t at = 0; at < file_.size(); ++at) {
+    std::string file = file_;
+    file[at] = static_cast<char>(file[at] ^ static_cast<char>(1 + NextRandom(seed) % 255));
+    ExpectCorrupt(file, "byte " + std::to_string(at) + " flipped");
+  }
+  WriteAll(path_, file_);
+  EXPECT_TRUE(store_->Verify(id_).ok());
+}
+
+TEST_F(PackedCorruptionTest, EveryTruncationAndExtensionIsAnInternalErrorNamingTheObject) {
+  for (size_t size = 0; size < file_.size(); ++size) {
+    ExpectCorrupt(file_.substr(0, size), "truncated to " + std::to_string(size));
+  }
+  ExpectCorrupt(file_ + "x", "one byte appended");
+}
+
+TEST_F(PackedCorruptionTest, HeaderAndTableDamageSaysWhatIsWrong) {
+  struct Case {
+    const char* name;
+    std::function<void(std::string&)> corrupt;
+    const char* message_part;
+  };
+  const Case cases[] = {
+      {"raw size larger", [](std::string& f) { f[5] = static_cast<char>(f[5] + 2); }, "expected"},
+      {"raw size absurd", [](std::string& f) { f[12] = 0x40; }, "limit"},
+      {"symbol count 200", [](std::string& f) { f[13] = static_cast<char>(200); }, "exceeds 16"},
+      {"checksum", [](std::string& f) { f.back() ^= 0x01; }, "checksum"},
+      {"codes", [](std::string& f) { f[100] ^= 0x11; }, "checksum"},
+  };
+  for (const Case& c : cases) {
+    std::string file = file_;
+    c.corrupt(file);
+    WriteAll(path_, file);
+    Result<std::string> got = store_->Get(id_);
+    ASSERT_FALSE(got.ok()) << c.name;
+    EXPECT_TRUE(Contains(got.status().message(), c.message_part))
+        << c.name << ": " << got.status().message();
+  }
+}
+
+// What fsck does with the store: list every object and verify it; only the damaged one fails.
+TEST_F(PackedCorruptionTest, VerifyingEveryObjectReportsOnlyTheDamagedPackedOne) {
+  PutOptions pack;
+  pack.pack_nibbles = true;
+  std::vector<Digest> intact;
+  for (uint64_t seed = 70; seed < 75; ++seed) {
+    std::string raw = BenchmarkCsv(5000, seed, "");
+    intact.push_back(Sha256Of(raw));
+    ASSERT_EQ(store_->Put(intact.back(), raw, pack)->encoding, Encoding::kPackedNibbles);
+  }
+  std::string file = file_;
+  file[file.size() - 20] ^= 0x04;  // a code
+  WriteAll(path_, file);
+  std::vector<std::string> problems;
+  ASSERT_TRUE(store_
+                  ->ForEach([&](const Digest& id, uint64_t, int64_t) {
+                    Status verified = store_->Verify(id);
+                    if (!verified.ok()) problems.push_back(verified.message());
+                    return Status::Ok();
+                  })
+                  .ok());
+  ASSERT_EQ(problems.size(), 1u);
+  EXPECT_TRUE(Contains(problems[0], id_.Hex())) << problems[0];
+  EXPECT_TRUE(Contains(problems[0], "checksum")) << problems[0];
 }
 
 }  // namespace

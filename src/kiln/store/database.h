@@ -124,6 +124,12 @@ struct Options {
   // commit crosses it); a background thread does it, so no request waits for one. A commit still
   // checkpoints itself if the WAL passes 16,000 pages (64 MB) regardless.
   bool background_checkpoint = false;
+  // SQLite, for long-lived processes: the writer's page cache, in KiB (0: SQLite's 2 MB). The
+  // random-key indexes of a large store (run ids, chunk ids) miss a small cache on most inserts.
+  int64_t writer_cache_kib = 0;
+  // SQLite: bytes of the database file every connection reads through a memory map (0: none).
+  // Readers then share the kernel's page cache instead of each copying pages into its own.
+  int64_t mmap_bytes = 0;
 };
 
 class Database {

@@ -699,5 +699,36 @@ TEST(SqliteCheckpointTest, ABackgroundThreadCopiesTheWalIntoTheDatabase) {
   EXPECT_EQ(count, 250);
 }
 
+// The server's cache and memory-map settings reach the connections they are meant for: the
+// writer's page cache, and the map on the writer and on every reader.
+TEST(SqliteOptionsTest, TheWriterCacheAndTheMemoryMapApplyToTheirConnections) {
+  kiln::testing::TempDir dir;
+  Options options;
+  options.writer_cache_kib = 65536;
+  options.mmap_bytes = int64_t{256} << 20;
+  auto db = Database::Open(dir.Join("kiln.db"), options);
+  ASSERT_TRUE(db.ok()) << db.status().ToString();
+  auto pragma = [](Transaction& tx, const char* name, int64_t* out) -> Status {
+    KILN_ASSIGN_OR_RETURN(Rows rows, tx.Query(std::string("PRAGMA ") + name));
+    *out = rows.Int(0, 0);
+    return Status::Ok();
+  };
+  int64_t writer_cache = 0, writer_map = 0, reader_cache = 0, reader_map = 0;
+  ASSERT_TRUE((*db)->Write([&](Transaction& tx) -> Status {
+                   KILN_RETURN_IF_ERROR(pragma(tx, "cache_size", &writer_cache));
+                   return pragma(tx, "mmap_size", &writer_map);
+                 }, Durability::kProcessCrash)
+                  .ok());
+  ASSERT_TRUE((*db)->Read([&](Transaction& tx) -> Status {
+                   KILN_RETURN_IF_ERROR(pragma(tx, "cache_size", &reader_cache));
+                   return pragma(tx, "mmap_size", &reader_map);
+                 })
+                  .ok());
+  EXPECT_EQ(writer_cache, -65536);  // negative: KiB
+  EXPECT_EQ(writer_map, int64_t{256} << 20);
+  EXPECT_EQ(reader_map, int64_t{256} << 20);
+  EXPECT_NE(reader_cache, -65536) << "readers keep SQLite's default cache";
+}
+
 }  // namespace
 }  // namespace kiln::store

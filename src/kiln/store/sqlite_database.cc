@@ -87,6 +87,12 @@ class SqliteConnection {
     // Switching to WAL needs a lock; several processes opening a fresh file race for it.
     if (writer) pragmas = "PRAGMA journal_mode=WAL; " + pragmas;
     if (!writer) pragmas += " PRAGMA query_only=ON;";
+    if (writer && options.writer_cache_kib > 0) {
+      pragmas += " PRAGMA cache_size=-" + std::to_string(options.writer_cache_kib) + ";";
+    }
+    if (options.mmap_bytes > 0) {
+      pragmas += " PRAGMA mmap_size=" + std::to_string(options.mmap_bytes) + ";";
+    }
     Backoff backoff(options.busy_timeout_ms);
     for (;;) {
       rc = sqlite3_exec(db, pragmas.c_str(), nullptr, nullptr, nullptr);
