@@ -867,6 +867,11 @@ struct ProfileBuilder::State {
   std::unique_ptr<RowSample> sample;
   std::vector<double> row_values;             // the current row's numeric values, NaN where none
   std::vector<table::CellValue> cell_values;  // AddChecked: the current row's parsed cells
+  // Per column, for AddChecked's loops: the type, and the numeric stats (null if not numeric).
+  std::vector<table::ColumnType> types;
+  std::vector<NumericStats*> numeric;
+  std::vector<table::ShortDecimal> decimals;  // AddChecked: the row's short decimals, in order
+  std::vector<size_t> decimal_columns;       // and their columns
   // Deserialize: the key limit the state was saved with (candidates below it are all here).
   uint64_t restored_key_limit = RowSample::kUnlimited;
   // Remove: per sample column, the rows with a value that are not candidates (dropped by the
@@ -989,6 +994,12 @@ ProfileBuilder::ProfileBuilder(table::Schema schema, ProfileOptions options)
   state_->sample = std::make_unique<RowSample>(numeric_columns, options.sample_size);
   state_->row_values.assign(numeric_columns, std::numeric_limits<double>::quiet_NaN());
   state_->cell_values.resize(state_->columns.size());
+  for (const ColumnStats& column : state_->columns) {
+    state_->types.push_back(column.type);
+    state_->numeric.push_back(column.numeric.get());
+  }
+  state_->decimals.resize(state_->columns.size());
+  state_->decimal_columns.resize(state_->columns.size());
 }
 
 ProfileBuilder::~ProfileBuilder() = default;
@@ -1043,18 +1054,31 @@ Status ProfileBuilder::AddChecked(const table::RowReader& row, std::string_view 
                                   bool* widen) {
   State& state = *state_;
   const std::vector<table::Cell>& cells = row.cells();
-  const size_t width = std::min(cells.size(), state.columns.size());
+  const size_t columns = state.columns.size();
+  const size_t width = std::min(cells.size(), columns);
+  const table::ColumnType* types = state.types.data();
   table::CellValue* values = state.cell_values.data();
-  // Check and parse every cell first: nothing of a bad row is added.
+  // Check and parse every cell first: nothing of a bad row is added. Short decimals are split
+  // into digits first and divided after, in a loop of independent divisions.
   bool widened = false;
+  table::ShortDecimal* decimals = state.decimals.data();
+  size_t* decimal_columns = state.decimal_columns.data();
+  size_t pending = 0;
   for (size_t i = 0; i < width; ++i) {
     const table::Cell& cell = cells[i];
     if (cell.is_null) continue;
-    if (!table::ParseCellValue(state.columns[i].type, cell.text, &widened, &values[i]))
-        [[unlikely]] {
+    if (types[i] == table::ColumnType::kFloat64 &&
+        table::ParseShortDecimalParts(cell.text, &decimals[pending])) [[likely]] {
+      decimal_columns[pending++] = i;
+      continue;
+    }
+    if (!table::ParseNumericCell(types[i], cell.text, &widened, &values[i])) [[unlikely]] {
       return table::CellMismatch(state.schema.columns[i], cell.text, file_name, row.line(),
                                  static_cast<int>(i) + 1);
     }
+  }
+  for (size_t k = 0; k < pending; ++k) {
+    values[decimal_columns[k]].number = table::ShortDecimalValue(decimals[k]);
   }
   if (widened) [[unlikely]] {
     if (widen != nullptr) *widen = true;
@@ -1062,34 +1086,32 @@ Status ProfileBuilder::AddChecked(const table::RowReader& row, std::string_view 
   }
   ++state.rows;
   double* row_values = state.row_values.data();
-  for (size_t i = 0; i < state.columns.size(); ++i) {
+  NumericStats* const* numeric = state.numeric.data();
+  for (size_t i = 0; i < columns; ++i) {
     ColumnStats& column = state.columns[i];
-    if (i >= width || cells[i].is_null) {
+    NumericStats* stats = numeric[i];
+    if (i >= width || cells[i].is_null) [[unlikely]] {
       ++column.nulls;
-      if (column.numeric) {
-        row_values[column.numeric->sample_slot] = std::numeric_limits<double>::quiet_NaN();
-      }
+      if (stats != nullptr) row_values[stats->sample_slot] = std::numeric_limits<double>::quiet_NaN();
       continue;
     }
     ++column.count;
     const table::CellValue& value = values[i];
-    switch (column.type) {
+    switch (types[i]) {
       case table::ColumnType::kInt64: {
-        NumericStats& stats = *column.numeric;
-        stats.int_min = std::min(stats.int_min, value.integer);
-        stats.int_max = std::max(stats.int_max, value.integer);
-        row_values[stats.sample_slot] = AddNumber(stats, value.number);
+        stats->int_min = std::min(stats->int_min, value.integer);
+        stats->int_max = std::max(stats->int_max, value.integer);
+        row_values[stats->sample_slot] = AddNumber(*stats, value.number);
         break;
       }
       case table::ColumnType::kFloat64: {
-        NumericStats& stats = *column.numeric;
         if (state.edited && value.number == 0 &&
-            (SignDiffers(value.number, stats.finite_min) ||
-             SignDiffers(value.number, stats.finite_max))) [[unlikely]] {
+            (SignDiffers(value.number, stats->finite_min) ||
+             SignDiffers(value.number, stats->finite_max))) [[unlikely]] {
           // min/max keep the first zero met; a fresh profile might meet this one first.
           state.stale_bounds[i] = 1;
         }
-        row_values[stats.sample_slot] = AddNumber(stats, value.number);
+        row_values[stats->sample_slot] = AddNumber(*stats, value.number);
         break;
       }
       case table::ColumnType::kBool:

@@ -549,6 +549,46 @@ table::Schema AwkwardSchema() {
                      {"s", ColumnType::kString}});
 }
 
+// A numeric table like most training data: an int64 id and float64 columns of short decimals
+// ("822.465", "-0.5"), with nulls, longer decimals and now and then a value only the general parse
+// reads (exponents, nan, "5.", 17 digits); deterministic.
+std::string NumericCsv(int rows) {
+  static const std::vector<std::string> kRare = {
+      "1e5", "nan", "5.", ".25", "-0", "+4.5", "9007199254740993", "12345678.123456789",
+      "0.000001", "-inf", "1234567890123456", "-0.0", "123456789012345678901"};
+  std::mt19937_64 random(1234);
+  std::string csv = "id,a,b,c,d\n";
+  for (int row = 0; row < rows; ++row) {
+    csv += std::to_string(row % 97 == 5 ? -row : row);
+    for (int c = 0; c < 4; ++c) {
+      csv += ',';
+      const uint64_t pick = random() % 100;
+      if (pick < 3) continue;  // null
+      if (pick < 8) {
+        csv += kRare[random() % kRare.size()];
+        continue;
+      }
+      if (random() % 4 == 0) csv += '-';
+      csv += std::to_string(random() % (pick < 50 ? 1000 : 100000000));
+      const int fraction = static_cast<int>(random() % 8);
+      if (fraction > 0) {
+        csv += '.';
+        for (int i = 0; i < fraction; ++i) csv += static_cast<char>('0' + random() % 10);
+      }
+    }
+    csv += row % 13 == 0 ? "\r\n" : "\n";
+  }
+  return csv;
+}
+
+table::Schema NumericSchema() {
+  return MakeSchema({{"id", ColumnType::kInt64},
+                     {"a", ColumnType::kFloat64},
+                     {"b", ColumnType::kFloat64},
+                     {"c", ColumnType::kFloat64},
+                     {"d", ColumnType::kFloat64}});
+}
+
 struct TableCase {
   std::string name;
   std::string csv;
@@ -565,6 +605,8 @@ std::vector<TableCase> TableCases() {
       {"mixed, exact sample", MixedCsv(500), MixedSchema(), {3, 250, 499}, 100000},
       {"awkward values", AwkwardCsv(900), AwkwardSchema(), {1, 300, 301, 899}, 100},
       {"awkward values, exact sample", AwkwardCsv(400), AwkwardSchema(), {200}, 100000},
+      {"numeric", NumericCsv(5000), NumericSchema(), {1, 1700, 3999}, 300},
+      {"numeric, exact sample", NumericCsv(2000), NumericSchema(), {1000}, 100000},
   };
 }
 
@@ -584,6 +626,29 @@ TEST(ProfileAddCheckedTest, ProfilesEqualCheckCellThenAdd) {
     const std::string actual =
         MergeInOrder(ChunkBuilders(version, loader, options, AddCheckedOk)).Finish().dump();
     EXPECT_EQ(actual, expected) << test.name;
+  }
+}
+
+// AddChecked reads short decimals word by word; its saved states must be the bytes Add's are.
+TEST(ProfileAddCheckedTest, SavedStatesEqualCheckCellThenAdd) {
+  for (const TableCase& test : TableCases()) {
+    MemoryLoader loader;
+    TableVersion version = MakeVersion(test.csv, test.schema, test.chunk_starts, loader);
+    ProfileOptions options;
+    options.sample_size = test.sample_size;
+    std::vector<ProfileBuilder> expected =
+        ChunkBuilders(version, loader, options,
+                      [&](ProfileBuilder& builder, const table::RowReader& row) {
+                        CheckThenAdd(version.schema, builder, row);
+                      });
+    std::vector<ProfileBuilder> actual = ChunkBuilders(version, loader, options, AddCheckedOk);
+    ASSERT_EQ(actual.size(), expected.size()) << test.name;
+    for (size_t i = 0; i < actual.size(); ++i) {
+      for (uint64_t key_limit : {std::numeric_limits<uint64_t>::max(), uint64_t{1} << 62}) {
+        EXPECT_EQ(actual[i].Serialize(key_limit), expected[i].Serialize(key_limit))
+            << test.name << ", chunk " << i;
+      }
+    }
   }
 }
 

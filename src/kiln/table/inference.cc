@@ -8,6 +8,7 @@
 #include <limits>
 #include <unordered_set>
 
+#include "kiln/table/number_text.h"
 #include "kiln/table/text_util.h"
 
 namespace kiln::table {
@@ -43,56 +44,26 @@ bool IsInt64Text(std::string_view text) {
   return true;
 }
 
-// ParseInt64Text for the common case of at most 18 digits (which always fit), in one pass;
-// false for anything else, which the caller hands to ParseInt64Text.
-bool ParseShortInt64Text(std::string_view text, int64_t* value) {
-  const char* p = text.data();
-  const char* end = p + text.size();
-  const bool negative = p != end && *p == '-';
-  if (p != end && (*p == '-' || *p == '+')) ++p;
-  if (p == end || end - p > 18) return false;
-  uint64_t digits = 0;
-  for (; p != end; ++p) {
-    const unsigned digit = static_cast<unsigned>(*p - '0');
-    if (digit >= 10) return false;
-    digits = digits * 10 + digit;
-  }
-  *value = negative ? -static_cast<int64_t>(digits) : static_cast<int64_t>(digits);
-  return true;
+// ParseInt64Text for the common case of at most 18 digits (which always fit); false for anything
+// else, which the caller hands to ParseInt64Text.
+inline bool ParseShortInt64Text(std::string_view text, int64_t* value) {
+  return internal::ParseInt64Words(text, value) || internal::ParseInt64Serial(text, value);
 }
 
 // The value of a decimal like "-12.375" when a correctly rounded parse is one IEEE division
 // (Clinger's fast path: the digits as an integer below 2^53, divided by an exact power of ten),
 // so it equals ParseFloat64Text's; false for anything else (exponents, '+', long or special
 // values), which the caller checks and parses the general way. Everything it accepts passes
-// IsFloat64Text.
-bool ParseShortDecimal(std::string_view text, double* value) {
-  static constexpr double kPowersOfTen[] = {1e0,  1e1,  1e2,  1e3,  1e4,  1e5,  1e6,  1e7,
-                                            1e8,  1e9,  1e10, 1e11, 1e12, 1e13, 1e14, 1e15,
-                                            1e16, 1e17, 1e18, 1e19, 1e20, 1e21, 1e22};
-  const char* p = text.data();
-  const char* end = p + text.size();
-  const bool negative = p != end && *p == '-';
-  if (negative) ++p;
-  const char* integer_start = p;
-  uint64_t digits = 0;
-  while (p != end && static_cast<unsigned>(*p - '0') < 10)
-    digits = digits * 10 + static_cast<unsigned>(*p++ - '0');
-  const ptrdiff_t integer_digits = p - integer_start;
-  ptrdiff_t fraction_digits = 0;
-  if (p != end && *p == '.') {
-    const char* fraction_start = ++p;
-    while (p != end && static_cast<unsigned>(*p - '0') < 10)
-      digits = digits * 10 + static_cast<unsigned>(*p++ - '0');
-    fraction_digits = p - fraction_start;
-    if (fraction_digits == 0) return false;
-  }
-  // At most 19 digits cannot overflow 64 bits.
-  if (p != end || integer_digits == 0 || integer_digits + fraction_digits > 19 ||
-      digits > (uint64_t{1} << 53) || fraction_digits > 22) {
+// IsFloat64Text. The word parse and the serial one find the same integer and power.
+inline bool ParseShortDecimal(std::string_view text, double* value) {
+  uint64_t digits;
+  int fraction_digits;
+  bool negative;
+  if (!internal::ParseDecimalWords(text, &digits, &fraction_digits, &negative) &&
+      !internal::ParseDecimalSerial(text, &digits, &fraction_digits, &negative)) {
     return false;
   }
-  double result = static_cast<double>(digits) / kPowersOfTen[fraction_digits];
+  const double result = static_cast<double>(digits) / internal::kExactPowersOfTen[fraction_digits];
   *value = negative ? -result : result;
   return true;
 }

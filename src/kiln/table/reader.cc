@@ -129,6 +129,10 @@ class CsvReader final : public ReaderBase {
   RowError ReadRow(size_t limit);
   // Returns false on meeting a quote: the row must be read by ParseRowSlow.
   bool ParseRowFast(size_t limit);
+  // ParseRowFast for a data row (`limit` is cells_.size()) that is well formed: true if the row
+  // has no quote and exactly `limit` fields, none over max_field_bytes. False for anything else,
+  // leaving the mask state as it found it, so that ReadRow reads the row again the general way.
+  bool ParseDataRowFast(size_t limit);
   RowError ParseRowSlow(size_t limit);
   void ResetRow() {
     field_count_ = 0;
@@ -138,8 +142,10 @@ class CsvReader final : public ReaderBase {
     scratch_.clear();
     fixups_.clear();
   }
-  void AddField(size_t start, std::string_view text, bool quoted, size_t limit) {
-    if (field_count_ < limit) {
+  // Inlined: ParseRowFast calls it for every field of every row.
+  [[gnu::always_inline]] void AddField(size_t start, std::string_view text, bool quoted,
+                                       size_t limit) {
+    if (field_count_ < limit) [[likely]] {
       // cells_ keeps its size between rows: overwriting is cheaper than clear() + push_back().
       Cell cell{text, text.empty() && !quoted, quoted};
       if (field_count_ < cells_.size()) {
@@ -150,10 +156,10 @@ class CsvReader final : public ReaderBase {
     } else if (field_count_ == limit) {
       extra_field_start_ = start;
     }
-    if (text.size() > options_.max_field_bytes && oversized_start_ == kNpos) {
+    if (text.size() > options_.max_field_bytes && oversized_start_ == kNpos) [[unlikely]] {
       oversized_start_ = start;
     }
-    if (limit == kNoLimit) field_starts_.push_back(start);
+    if (limit == kNoLimit) [[unlikely]] field_starts_.push_back(start);
     ++field_count_;
   }
   uint64_t SpecialMask(size_t block) const;
@@ -204,6 +210,69 @@ uint64_t CsvReader::SpecialMask(size_t block) const {
 #endif
   if (available < 64) mask &= (uint64_t{1} << available) - 1;
   return mask;
+}
+
+bool CsvReader::ParseDataRowFast(size_t limit) {
+  const char* base = data_.data();
+  const size_t size = data_.size();
+  const size_t max_field = options_.max_field_bytes;
+  const char delimiter = delimiter_;
+  Cell* cells = cells_.data();
+  size_t count = 0;
+  size_t field_start = pos_;
+  size_t block;
+  uint64_t mask;
+  if (mask_block_ != kNpos && pos_ >= mask_block_ && pos_ < mask_block_ + 64) {
+    block = mask_block_;
+    mask = mask_bits_ & (~uint64_t{0} << (pos_ - mask_block_));
+  } else {
+    block = pos_;
+    mask = SpecialMask(block);
+  }
+  // Stores the field [field_start, end); false if the row has too many or it is too large.
+  auto add = [&](size_t end) {
+    if (count == limit || end - field_start > max_field) [[unlikely]] return false;
+    cells[count++] = Cell{std::string_view(base + field_start, end - field_start),
+                          end == field_start, false};
+    return true;
+  };
+  while (true) {
+    while (mask != 0) {
+      const size_t i = block + static_cast<size_t>(__builtin_ctzll(mask));
+      mask &= mask - 1;
+      const char c = base[i];
+      if (c == delimiter) [[likely]] {
+        if (!add(i)) return false;
+        field_start = i + 1;
+      } else if (c == '\n') {
+        size_t end = i;
+        if (end > field_start && base[end - 1] == '\r') --end;
+        if (!add(end) || count != limit) return false;
+        content_end_ = end;
+        row_end_ = i + 1;
+        row_newlines_ = 1;
+        field_count_ = count;
+        mask_block_ = block;
+        mask_bits_ = mask;
+        return true;
+      } else {
+        return false;  // a quote
+      }
+    }
+    block += 64;
+    if (block >= size) {  // the buffer's last row, without a newline
+      size_t end = size;
+      if (end > field_start && base[end - 1] == '\r') --end;
+      if (!add(end) || count != limit) return false;
+      content_end_ = end;
+      row_end_ = size;
+      row_newlines_ = 0;
+      field_count_ = count;
+      mask_block_ = kNpos;
+      return true;
+    }
+    mask = SpecialMask(block);
+  }
 }
 
 bool CsvReader::ParseRowFast(size_t limit) {
@@ -343,6 +412,19 @@ RowError CsvReader::ParseRowSlow(size_t limit) {
 RowError CsvReader::ReadRow(size_t limit) {
   row_start_ = pos_;
   row_line_ = next_line_;
+  if (limit == cells_.size()) [[likely]] {
+    // A well-formed row without quotes (the common case) in one pass; anything else is read
+    // again from the start of the row below, with the mask state restored.
+    const size_t saved_block = mask_block_;
+    const uint64_t saved_bits = mask_bits_;
+    if (ParseDataRowFast(limit) && bad_utf8_ >= row_end_) [[likely]] {
+      pos_ = row_end_;
+      next_line_ = row_line_ + row_newlines_;
+      return {};
+    }
+    mask_block_ = saved_block;
+    mask_bits_ = saved_bits;
+  }
   ResetRow();
   RowError error;
   if (!ParseRowFast(limit)) {

@@ -3,6 +3,7 @@
 #include <gtest/gtest.h>
 
 #include <optional>
+#include <random>
 #include <string>
 #include <vector>
 
@@ -217,6 +218,126 @@ TEST(CsvReaderTest, MalformedInputNamesFileLineAndColumn) {
     EXPECT_EQ(read.status.code(), StatusCode::kInvalidArgument) << test.name;
     EXPECT_EQ(read.status.message(), test.message) << test.name;
     EXPECT_EQ(read.rows.size(), test.rows_before) << test.name;
+  }
+}
+
+// What a CSV buffer without quotes reads as, computed the plain way: its lines split on the
+// delimiter, blank lines skipped (several columns), the first ragged row an error at the start of
+// its first extra field or at the end of its content.
+ReadResult ReadUnquotedByHand(std::string_view data, size_t width, int64_t first_line) {
+  ReadResult result;
+  int64_t line = first_line;
+  size_t at = 0;
+  while (at < data.size()) {
+    size_t end = data.find('\n', at);
+    const size_t next = end == std::string_view::npos ? data.size() : end + 1;
+    if (end == std::string_view::npos) end = data.size();
+    std::string_view content = data.substr(at, end - at);
+    if (!content.empty() && content.back() == '\r') content.remove_suffix(1);
+    if (content.empty() && width > 1) {
+      ++line;
+      at = next;
+      continue;
+    }
+    Row row;
+    size_t field_start = 0;
+    size_t extra_start = std::string_view::npos;
+    for (size_t i = 0; i <= content.size(); ++i) {
+      if (i < content.size() && content[i] != ',') continue;
+      if (row.size() == width && extra_start == std::string_view::npos) extra_start = field_start;
+      const std::string_view field = content.substr(field_start, i - field_start);
+      row.push_back(field.empty() ? std::nullopt : std::optional<std::string>(field));
+      field_start = i + 1;
+    }
+    if (row.size() != width) {
+      const size_t column = (row.size() > width ? extra_start : content.size()) + 1;
+      const size_t count = row.size();
+      result.status = InvalidArgument(
+          "x.csv:" + std::to_string(line) + ":" + std::to_string(column) + ": row has " +
+          std::to_string(count) + (count == 1 ? " field" : " fields") + ", the header has " +
+          std::to_string(width));
+      return result;
+    }
+    result.rows.push_back(std::move(row));
+    result.lines.push_back(line);
+    ++line;
+    at = next;
+  }
+  return result;
+}
+
+// Rows without quotes take a one-pass path; it must read every buffer (CRLF, blank lines, no
+// final newline, ragged rows, fields across 64-byte blocks) as the plain splitting does.
+TEST(CsvReaderTest, UnquotedRowsReadAsPlainSplittingSays) {
+  std::mt19937_64 random(99);
+  const std::vector<std::string> kPieces = {"1", "22.5", "-0.125", "abcdefghijklmnopqrstuvwxyz",
+                                            "", "x", "1234567890123456789012345"};
+  for (int round = 0; round < 3000; ++round) {
+    const size_t width = 1 + random() % 5;
+    std::string body;
+    const size_t lines = random() % 12;
+    for (size_t l = 0; l < lines; ++l) {
+      if (random() % 10 == 0) {
+        body += random() % 2 ? "\n" : "\r\n";  // blank line
+        continue;
+      }
+      size_t fields = width;
+      if (random() % 25 == 0) fields = random() % (width + 3);
+      for (size_t f = 0; f < fields; ++f) {
+        if (f > 0) body += ',';
+        body += kPieces[random() % kPieces.size()];
+      }
+      if (fields == 0) body += "z";
+      const bool last = l + 1 == lines;
+      if (!last || random() % 3 != 0) body += random() % 4 == 0 ? "\r\n" : "\n";
+    }
+    ReadOptions options;
+    options.file_name = "x.csv";
+    options.has_header = false;
+    options.first_line = 7;
+    for (size_t c = 0; c < width; ++c) options.column_names.push_back("c" + std::to_string(c));
+    const ReadResult read = ReadAll(Format::kCsv, body, options);
+    const ReadResult expected = ReadUnquotedByHand(body, width, 7);
+    ASSERT_EQ(read.status.ok(), expected.status.ok()) << body << read.status.ToString();
+    EXPECT_EQ(read.status.message(), expected.status.message()) << body;
+    EXPECT_EQ(read.rows, expected.rows) << body;
+    EXPECT_EQ(read.lines, expected.lines) << body;
+  }
+}
+
+// A row the one-pass path cannot take (a quote, a bad byte, a field too large) is read again the
+// general way from the row's start, with the same rows before it and the same error.
+TEST(CsvReaderTest, RowsThePassCannotTakeReadTheGeneralWay) {
+  struct Case {
+    std::string name;
+    std::string data;
+    std::vector<Row> rows;
+    std::string error;  // empty: no error
+  };
+  const std::vector<Case> cases = {
+      {"quote in a later field", "a,b\n1,2\n3,\"x,y\"\n5,6\n", {{"1", "2"}, {"3", "x,y"}, {"5", "6"}},
+       ""},
+      {"quote mid-field", "a,b\n1,2\n3,x\"y\n", {{"1", "2"}}, "x.csv:3:4: quote in an unquoted field"},
+      {"doubled quotes then plain rows", "a,b\n\"p\"\"q\",2\n3,4\n", {{"p\"q", "2"}, {"3", "4"}}, ""},
+      {"invalid UTF-8 in a later row", "a,b\n1,2\n3,\xff\n", {{"1", "2"}},
+       "x.csv:3:3: invalid UTF-8"},
+      {"field too large", "a,b\n1,2\n3,123456789\n", {{"1", "2"}},
+       "x.csv:3:3: field is larger than 8 bytes"},
+      {"too many fields after a good row", "a,b\n1,2\n3,4,5\n", {{"1", "2"}},
+       "x.csv:3:5: row has 3 fields, the header has 2"},
+      {"too few fields, crlf, no final newline", "a,b\r\n1,2\r\n3\r", {{"1", "2"}},
+       "x.csv:3:2: row has 1 field, the header has 2"},
+  };
+  for (const Case& test : cases) {
+    ReadOptions options;
+    options.max_field_bytes = 8;
+    const ReadResult read = ReadAll(Format::kCsv, test.data, options);
+    EXPECT_EQ(read.rows, test.rows) << test.name;
+    if (test.error.empty()) {
+      EXPECT_TRUE(read.status.ok()) << test.name << ": " << read.status.ToString();
+    } else {
+      EXPECT_EQ(read.status.message(), test.error) << test.name;
+    }
   }
 }
 
