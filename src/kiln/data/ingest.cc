@@ -787,7 +787,7 @@ Result<TableVersion> Ingest::Finish() {
       return InvalidArgument("--key '" + *version.key + "': " + target_.file_name +
                              " has no such column");
     }
-    std::string profile_text = profile_->Finish().dump();
+    std::string profile_text = profile_->FinishText(pool_);
     std::optional<Digest> previous_profile;
     if (target_.previous != nullptr) previous_profile = target_.previous->profile;
     KILN_ASSIGN_OR_RETURN(Digest profile_id,

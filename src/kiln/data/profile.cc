@@ -2,12 +2,15 @@
 
 #include <algorithm>
 #include <array>
+#include <atomic>
 #include <bit>
 #include <cassert>
 #include <cmath>
+#include <condition_variable>
 #include <cstdio>
 #include <functional>
 #include <limits>
+#include <mutex>
 #include <optional>
 #include <string_view>
 #include <unordered_map>
@@ -499,47 +502,46 @@ class RowSample {
     if (keys_.size() >= next_compaction_) Compact();
   }
 
-  // Every column's sample, sorted.
-  std::vector<std::vector<double>> SortedSamples() const {
-    std::vector<std::vector<double>> samples(width_);
-    // The k-th smallest key over all rows bounds the samples of columns with a value in every row.
-    std::optional<uint64_t> full_limit;
-    if (keys_.size() > capacity_ && capacity_ > 0) {
-      std::vector<uint64_t> keys = keys_;
-      std::nth_element(keys.begin(), keys.begin() + static_cast<std::ptrdiff_t>(capacity_ - 1),
-                       keys.end());
-      full_limit = keys[capacity_ - 1];
+  // The k-th smallest key over all rows: it bounds the samples of columns with a value in every
+  // row (none when every row is a candidate).
+  std::optional<uint64_t> FullLimit() const {
+    if (keys_.size() <= capacity_ || capacity_ == 0) return std::nullopt;
+    std::vector<uint64_t> keys = keys_;
+    std::nth_element(keys.begin(), keys.begin() + static_cast<std::ptrdiff_t>(capacity_ - 1),
+                     keys.end());
+    return keys[capacity_ - 1];
+  }
+
+  // Column c's sample, sorted; `full_limit` is FullLimit().
+  std::vector<double> SortedSample(size_t c, std::optional<uint64_t> full_limit) const {
+    std::vector<double> sample;
+    bool partial = false;
+    sample.reserve(std::min(keys_.size(), capacity_));
+    for (size_t row = 0; row < keys_.size() && !partial; ++row) {
+      double value = values_[row * width_ + c];
+      if (std::isnan(value)) {
+        partial = true;
+      } else if (!full_limit || keys_[row] <= *full_limit) {
+        sample.push_back(value);
+      }
     }
-    for (size_t c = 0; c < width_; ++c) {
-      std::vector<double>& sample = samples[c];
-      bool partial = false;
-      sample.reserve(std::min(keys_.size(), capacity_));
-      for (size_t row = 0; row < keys_.size() && !partial; ++row) {
+    if (partial) {
+      std::vector<std::pair<uint64_t, double>> entries;
+      for (size_t row = 0; row < keys_.size(); ++row) {
         double value = values_[row * width_ + c];
-        if (std::isnan(value)) {
-          partial = true;
-        } else if (!full_limit || keys_[row] <= *full_limit) {
-          sample.push_back(value);
-        }
+        if (!std::isnan(value)) entries.emplace_back(keys_[row], value);
       }
-      if (partial) {
-        std::vector<std::pair<uint64_t, double>> entries;
-        for (size_t row = 0; row < keys_.size(); ++row) {
-          double value = values_[row * width_ + c];
-          if (!std::isnan(value)) entries.emplace_back(keys_[row], value);
-        }
-        if (entries.size() > capacity_) {
-          std::nth_element(entries.begin(),
-                           entries.begin() + static_cast<std::ptrdiff_t>(capacity_), entries.end(),
-                           [](const auto& a, const auto& b) { return a.first < b.first; });
-          entries.resize(capacity_);
-        }
-        sample.clear();
-        for (const auto& entry : entries) sample.push_back(entry.second);
+      if (entries.size() > capacity_) {
+        std::nth_element(entries.begin(),
+                         entries.begin() + static_cast<std::ptrdiff_t>(capacity_), entries.end(),
+                         [](const auto& a, const auto& b) { return a.first < b.first; });
+        entries.resize(capacity_);
       }
-      SortTotalOrder(sample);
+      sample.clear();
+      for (const auto& entry : entries) sample.push_back(entry.second);
     }
-    return samples;
+    SortTotalOrder(sample);
+    return sample;
   }
 
  private:
@@ -1317,30 +1319,83 @@ void ProfileBuilder::Merge(ProfileBuilder&& other) {
   }
 }
 
+Json ProfileBuilder::FinishColumn(size_t i, std::optional<uint64_t> full_limit) const {
+  const State& state = *state_;
+  const ColumnStats& column = state.columns[i];
+  Json out = Json::object();
+  out["name"] = state.schema.columns[i].name;
+  out["type"] = std::string(table::ColumnTypeName(column.type));
+  out["count"] = column.count;
+  out["nulls"] = column.nulls;
+  if (column.numeric) {
+    FinishNumeric(column, *column.numeric,
+                  state.sample->SortedSample(column.numeric->sample_slot, full_limit),
+                  state.options.sample_size, out);
+  }
+  if (column.categories) FinishCategories(column, *column.categories, out);
+  if (column.timestamps) {
+    bool any = column.timestamps->min <= column.timestamps->max;
+    out["min"] = any ? Json(FormatTimestamp(column.timestamps->min)) : Json(nullptr);
+    out["max"] = any ? Json(FormatTimestamp(column.timestamps->max)) : Json(nullptr);
+  }
+  return out;
+}
+
 Json ProfileBuilder::Finish() const {
   const State& state = *state_;
-  std::vector<std::vector<double>> samples = state.sample->SortedSamples();
+  const std::optional<uint64_t> full_limit = state.sample->FullLimit();
   Json columns = Json::array();
-  for (size_t i = 0; i < state.columns.size(); ++i) {
-    const ColumnStats& column = state.columns[i];
-    Json out = Json::object();
-    out["name"] = state.schema.columns[i].name;
-    out["type"] = std::string(table::ColumnTypeName(column.type));
-    out["count"] = column.count;
-    out["nulls"] = column.nulls;
-    if (column.numeric) {
-      FinishNumeric(column, *column.numeric, std::move(samples[column.numeric->sample_slot]),
-                    state.options.sample_size, out);
-    }
-    if (column.categories) FinishCategories(column, *column.categories, out);
-    if (column.timestamps) {
-      bool any = column.timestamps->min <= column.timestamps->max;
-      out["min"] = any ? Json(FormatTimestamp(column.timestamps->min)) : Json(nullptr);
-      out["max"] = any ? Json(FormatTimestamp(column.timestamps->max)) : Json(nullptr);
-    }
-    columns.push_back(std::move(out));
-  }
+  for (size_t i = 0; i < state.columns.size(); ++i) columns.push_back(FinishColumn(i, full_limit));
   return Json{{"rows", state.rows}, {"columns", std::move(columns)}};
+}
+
+std::string ProfileBuilder::FinishText(ThreadPool* pool) const {
+  const State& state = *state_;
+  const std::optional<uint64_t> full_limit = state.sample->FullLimit();
+  const size_t count = state.columns.size();
+  std::vector<std::string> texts(count);
+  // Columns are claimed one at a time by this thread and by up to pool->size() pool tasks; this
+  // thread never waits for a task that has not started, so a busy pool only means less help.
+  std::atomic<size_t> next{0};
+  auto work = [&] {
+    for (size_t i = next.fetch_add(1); i < count; i = next.fetch_add(1)) {
+      texts[i] = FinishColumn(i, full_limit).dump();
+    }
+  };
+  std::mutex mutex;
+  std::condition_variable done;
+  size_t running = 0;  // guarded by mutex: tasks submitted and not yet finished
+  const size_t helpers = pool == nullptr ? 0 : std::min<size_t>(pool->size(), count / 2);
+  for (size_t k = 0; k < helpers; ++k) {
+    {
+      std::lock_guard<std::mutex> lock(mutex);
+      ++running;
+    }
+    pool->Submit([&] {
+      work();
+      std::lock_guard<std::mutex> lock(mutex);
+      if (--running == 0) done.notify_all();
+    });
+  }
+  work();
+  {
+    std::unique_lock<std::mutex> lock(mutex);
+    done.wait(lock, [&] { return running == 0; });
+  }
+  // Finish().dump(): an object's keys in sorted order, no spaces.
+  size_t size = 64;
+  for (const std::string& text : texts) size += text.size() + 1;
+  std::string out;
+  out.reserve(size);
+  out += "{\"columns\":[";
+  for (size_t i = 0; i < count; ++i) {
+    if (i > 0) out += ',';
+    out += texts[i];
+  }
+  out += "],\"rows\":";
+  out += std::to_string(state.rows);
+  out += '}';
+  return out;
 }
 
 

@@ -20,12 +20,14 @@
 
 #include <cstdint>
 #include <memory>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <vector>
 
 #include "kiln/core/json.h"
 #include "kiln/core/status.h"
+#include "kiln/core/thread_pool.h"
 #include "kiln/table/reader.h"
 #include "kiln/table/schema.h"
 
@@ -80,6 +82,9 @@ class ProfileBuilder {
   // Folds `other` (rows that come after this builder's) into this one.
   void Merge(ProfileBuilder&& other);
   Json Finish() const;
+  // Finish().dump(), byte for byte, with the columns finished in parallel on `pool` (and this
+  // thread) when one is given: a table's samples are most of a commit's serial tail.
+  std::string FinishText(ThreadPool* pool = nullptr) const;
 
   // Saved partial state, so that a later table version holding the same chunk at the same first
   // line merges it instead of parsing it again. Only sample candidates whose key is below
@@ -102,6 +107,9 @@ class ProfileBuilder {
 
  private:
   struct State;
+  // Column i's part of Finish; full_limit is the sample's FullLimit().
+  Json FinishColumn(size_t i, std::optional<uint64_t> full_limit) const;
+
   std::unique_ptr<State> state_;
 };
 

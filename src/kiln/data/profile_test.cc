@@ -333,6 +333,40 @@ TEST(ProfileTest, MergedChunkBuildersEqualOneBuilderExactly) {
   }
 }
 
+// FinishText is what the commit stores: Finish().dump() byte for byte, whatever the pool, for
+// real samples and exact ones, every column type, no rows, and more threads than columns.
+TEST(ProfileTest, FinishTextIsFinishDumpedWithOrWithoutAPool) {
+  struct Case {
+    std::string name;
+    std::string csv;
+    table::Schema schema;
+    size_t sample_size;
+  };
+  const std::vector<Case> cases = {
+      {"mixed, sampled", MixedCsv(3000), MixedSchema(), 200},
+      {"mixed, exact", MixedCsv(500), MixedSchema(), 100000},
+      {"header only", "v\n", MakeSchema({{"v", ColumnType::kFloat64}}), 100},
+      {"one column", "v\n1\n2.5\n\n-3\n", MakeSchema({{"v", ColumnType::kFloat64}}), 100},
+  };
+  ThreadPool one(1);
+  ThreadPool three(3);
+  for (const Case& test : cases) {
+    ProfileOptions options;
+    options.sample_size = test.sample_size;
+    MemoryLoader loader;
+    TableVersion version = MakeVersion(test.csv, test.schema, {}, loader);
+    ProfileBuilder builder(version.schema, options);
+    ASSERT_TRUE(ForEachRow(version, loader, [&](const table::RowReader& row) {
+                  builder.Add(row);
+                  return Status::Ok();
+                }).ok());
+    const std::string expected = builder.Finish().dump();
+    EXPECT_EQ(builder.FinishText(), expected) << test.name;
+    EXPECT_EQ(builder.FinishText(&one), expected) << test.name << ", 1 thread";
+    EXPECT_EQ(builder.FinishText(&three), expected) << test.name << ", 3 threads";
+  }
+}
+
 TEST(ProfileTest, MergedProfilesOfExactSamplesAlsoMatch) {
   const std::string csv = MixedCsv(500);
   MemoryLoader loader;
