@@ -5,15 +5,12 @@
 #include <algorithm>
 #include <string>
 
+#include "tests/support/random.h"
+
 namespace kiln::objects {
 namespace {
 
-uint64_t NextRandom(uint64_t& state) {
-  uint64_t z = (state += 0x9e3779b97f4a7c15ULL);
-  z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
-  z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
-  return z ^ (z >> 31);
-}
+using kiln::testing::NextRandom;
 
 // `size` bytes drawn at random from `alphabet`.
 std::string RandomFrom(std::string_view alphabet, size_t size, uint64_t seed) {

@@ -19,17 +19,13 @@
 #include "kiln/core/file_util.h"
 #include "kiln/objects/line_delta.h"
 #include "kiln/objects/nibble_pack.h"
+#include "tests/support/random.h"
 #include "tests/support/temp_dir.h"
 
 namespace kiln::objects {
 namespace {
 
-uint64_t NextRandom(uint64_t& state) {
-  uint64_t z = (state += 0x9e3779b97f4a7c15ULL);
-  z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
-  z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
-  return z ^ (z >> 31);
-}
+using kiln::testing::NextRandom;
 
 // CSV-like rows, one per line, `bytes` long or a little more.
 std::vector<std::string> CsvRows(size_t bytes, uint64_t seed) {

@@ -163,6 +163,16 @@ class CsvReader final : public ReaderBase {
     ++field_count_;
   }
   uint64_t SpecialMask(size_t block) const;
+  // The special bytes from pos_ on: the rest of the block the last row ended in, if pos_ is in
+  // it, else a new block starting at pos_ (set in *block).
+  uint64_t MaskFromPos(size_t* block) const {
+    if (mask_block_ != kNpos && pos_ >= mask_block_ && pos_ < mask_block_ + 64) {
+      *block = mask_block_;
+      return mask_bits_ & (~uint64_t{0} << (pos_ - mask_block_));
+    }
+    *block = pos_;
+    return SpecialMask(*block);
+  }
   bool AtBlankLine() const;
 
   char delimiter_;
@@ -221,14 +231,7 @@ bool CsvReader::ParseDataRowFast(size_t limit) {
   size_t count = 0;
   size_t field_start = pos_;
   size_t block;
-  uint64_t mask;
-  if (mask_block_ != kNpos && pos_ >= mask_block_ && pos_ < mask_block_ + 64) {
-    block = mask_block_;
-    mask = mask_bits_ & (~uint64_t{0} << (pos_ - mask_block_));
-  } else {
-    block = pos_;
-    mask = SpecialMask(block);
-  }
+  uint64_t mask = MaskFromPos(&block);
   // Stores the field [field_start, end); false if the row has too many or it is too large.
   auto add = [&](size_t end) {
     if (count == limit || end - field_start > max_field) [[unlikely]] return false;
@@ -280,14 +283,7 @@ bool CsvReader::ParseRowFast(size_t limit) {
   const size_t size = data_.size();
   size_t field_start = pos_;
   size_t block;
-  uint64_t mask;
-  if (mask_block_ != kNpos && pos_ >= mask_block_ && pos_ < mask_block_ + 64) {
-    block = mask_block_;
-    mask = mask_bits_ & (~uint64_t{0} << (pos_ - mask_block_));
-  } else {
-    block = pos_;
-    mask = SpecialMask(block);
-  }
+  uint64_t mask = MaskFromPos(&block);
   while (true) {
     while (mask != 0) {
       size_t i = block + static_cast<size_t>(__builtin_ctzll(mask));
