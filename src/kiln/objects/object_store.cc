@@ -324,6 +324,12 @@ Status LocalObjectStore::WriteObject(const Digest& id, std::string_view header,
     }
     written += static_cast<size_t>(n);
   }
+#ifdef SYNC_FILE_RANGE_WRITE
+  // Start the write-back now (without waiting for it): the disk works while the commit goes on
+  // computing, and Sync's syncfs finds little left to write (a 500 MB table's objects: 0.27 s
+  // of syncfs at the end of the commit otherwise). Advisory: a failure here changes nothing.
+  (void)::sync_file_range(fd, 0, 0, SYNC_FILE_RANGE_WRITE);
+#endif
   if (::close(fd) != 0) {
     Status status = IoError("cannot close '" + temp + "': " + ErrnoText());
     ::unlink(temp.c_str());
