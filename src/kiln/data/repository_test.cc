@@ -4,11 +4,14 @@
 
 #include <filesystem>
 #include <fstream>
+#include <map>
 #include <random>
 #include <sstream>
 #include <thread>
 
 #include "kiln/core/file_util.h"
+#include "kiln/objects/object_store.h"
+#include "tests/support/random.h"
 #include "tests/support/temp_dir.h"
 #include "tests/support/test_database.h"
 
@@ -407,6 +410,53 @@ TEST_P(RepositoryTest, GcKeepsUnreferencedCommitsInsideTheRetentionWindow) {
   ASSERT_TRUE(report.ok());
   EXPECT_EQ(report->commits_removed, 0);
   EXPECT_TRUE(repository_->Resolve(kept).ok());
+}
+
+// Numeric chunks are stored as packed nibbles; a chunk with more byte values (the header's
+// names, "nan" and "inf") falls back to zstd. Both kinds, and deltas against packed bases,
+// come back byte for byte, and fsck checks them all.
+TEST_P(RepositoryTest, NumericChunksArePackedAndOthersFallBackToZstd) {
+  // Random three-decimal values, as hard to compress as the benchmark's: zstd does not beat
+  // packing by the 10% that would make ChooseCompression keep it.
+  auto csv = [](const std::map<int, std::string>& edits) {
+    std::string out = "id,x,y\n";
+    uint64_t state = 11;
+    auto number = [&] {
+      const uint64_t r = kiln::testing::NextRandom(state) % 1000000;
+      return std::to_string(r / 1000) + "." + std::to_string(1000 + r % 1000).substr(1);
+    };
+    for (int i = 0; i < 12000; ++i) {
+      const std::string x = number();
+      const std::string y = i >= 6000 && i < 6400 ? (i % 2 == 0 ? "nan" : "inf") : number();
+      auto edit = edits.find(i);
+      out += edit != edits.end() ? edit->second : std::to_string(i) + "," + x + "," + y;
+      out += "\n";
+    }
+    return out;
+  };
+  const std::string v1 = csv({});
+  const std::string v2 = csv({{17, "17,-1.5,2"}, {5000, "5000,0.125,-3"}, {11000, "11000,9,9"}});
+  const std::string v1_id = CommitOk({{Write("t.csv", v1), {}, {}}}, "v1");
+  auto version = repository_->GetTable("main", "t");
+  ASSERT_TRUE(version.ok()) << version.status().ToString();
+  std::map<int, int> encodings;  // encoding byte -> chunks
+  for (const ChunkRef& chunk : version->chunks) {
+    const std::string hex = chunk.id.Hex();
+    const std::string stored =
+        ReadBack(dir_.Join("objects/" + hex.substr(0, 2) + "/" + hex.substr(2)));
+    ASSERT_GT(stored.size(), 4u);
+    ++encodings[static_cast<unsigned char>(stored[4])];
+  }
+  EXPECT_GT(encodings[static_cast<int>(objects::Encoding::kPackedNibbles)], 5)
+      << "numeric chunks are packed";
+  EXPECT_GE(encodings[static_cast<int>(objects::Encoding::kZstd)], 2)
+      << "the header's chunk and the nan/inf chunks fall back to zstd";
+  CommitOk({{Write("t.csv", v2), {}, {}}}, "v2");
+  ExpectFsckClean();
+  ASSERT_TRUE(repository_->Checkout("main", dir_.Join("out2"), std::nullopt, nullptr).ok());
+  EXPECT_EQ(ReadBack(dir_.Join("out2/t.csv")), v2);
+  ASSERT_TRUE(repository_->Checkout(v1_id, dir_.Join("out1"), std::nullopt, nullptr).ok());
+  EXPECT_EQ(ReadBack(dir_.Join("out1/t.csv")), v1);
 }
 
 TEST_P(RepositoryTest, FsckFindsACorruptObject) {
