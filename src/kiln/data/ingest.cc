@@ -323,6 +323,12 @@ Status Ingest::InferSchema(std::string_view first_chunk) {
                column.type == table::ColumnType::kFloat64 ||
                column.type == table::ColumnType::kTimestamp;
       });
+  numeric_csv_ =
+      options_->fused_numeric_parse && *target_.format != table::Format::kJsonl &&
+      std::all_of(schema_.columns.begin(), schema_.columns.end(), [](const table::Column& column) {
+        return column.type == table::ColumnType::kInt64 ||
+               column.type == table::ColumnType::kFloat64;
+      });
   profile_ = std::make_unique<ProfileBuilder>(schema_, options_->profile);
   // Chunk profiles are saved when the table's size can be told now (the sample candidates they
   // keep depend on it): from the file's size at the first chunk's row density, or the previous
@@ -483,6 +489,19 @@ Status Ingest::ProfileChunk(Chunk& chunk) {
   }
   KILN_ASSIGN_OR_RETURN(bool edited, ProfileEdits(chunk));
   if (edited) return Status::Ok();
+  chunk.key_limit = key_limit_;
+  if (numeric_csv_) {
+    // Straight from the bytes to the profile; anything the fused parse does not take (quotes,
+    // \r, blank lines, bad or widening cells...) is parsed again below, which gives the errors.
+    chunk.profile = std::make_unique<ProfileBuilder>(schema_, options_->profile);
+    uint64_t rows = 0;
+    if (chunk.profile->AddNumericCsv(chunk.bytes,
+                                     *target_.format == table::Format::kTsv ? '\t' : ',',
+                                     chunk.first_line, chunk.index == 0, &rows)) {
+      chunk.rows = rows;
+      return Status::Ok();
+    }
+  }
   table::ReadOptions read;
   read.file_name = target_.file_name;
   read.first_line = chunk.first_line;

@@ -145,6 +145,10 @@ class Ingest {
   // The schema has only numeric and timestamp columns, whose statistics rows can be taken back
   // from (ProfileBuilder::Remove); set with the schema.
   bool edits_profilable_ = false;
+  // CSV or TSV with only int64 and float64 columns, and RepositoryOptions::fused_numeric_parse:
+  // chunks are profiled straight from their bytes (ProfileBuilder::AddNumericCsv) when they
+  // can be; set with the schema.
+  bool numeric_csv_ = false;
   objects::PutOptions compression_;  // for chunks not stored as deltas (chosen at the first)
 
   std::mutex mutex_;  // guards the chunks' done flags with done_

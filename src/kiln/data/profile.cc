@@ -8,6 +8,7 @@
 #include <cmath>
 #include <condition_variable>
 #include <cstdio>
+#include <cstring>
 #include <functional>
 #include <limits>
 #include <mutex>
@@ -874,6 +875,7 @@ struct ProfileBuilder::State {
   std::vector<NumericStats*> numeric;
   std::vector<table::ShortDecimal> decimals;  // AddChecked: the row's short decimals, in order
   std::vector<size_t> decimal_columns;       // and their columns
+  std::vector<table::Cell> row_cells;         // AddNumericCsv: the current row's nulls
   // Deserialize: the key limit the state was saved with (candidates below it are all here).
   uint64_t restored_key_limit = RowSample::kUnlimited;
   // Remove: per sample column, the rows with a value that are not candidates (dropped by the
@@ -888,6 +890,10 @@ struct ProfileBuilder::State {
 
   // Returns the value (NaN when there is none for the sample).
   double AddNumeric(ColumnStats& column, std::string_view text);
+  // Adds a row whose `width` cells (at most the schema's; the rest are nulls) were checked and
+  // parsed into cell_values: AddChecked's update of the stats and the sample, which
+  // AddNumericCsv shares so that both add a row alike.
+  void AddParsedRow(const table::Cell* cells, size_t width, int64_t line);
   void AddSampleRow(int64_t line) {
     const uint64_t key = Mix(static_cast<uint64_t>(line) ^ seed_mix);
     if (!row_values.empty() && sample->MayNeed(key) && sample->Needed(key, row_values.data())) {
@@ -931,7 +937,7 @@ bool ProfileBuilder::State::PrepareEdits() {
 bool SignDiffers(double a, double b) { return std::signbit(a) != std::signbit(b) && a == b; }
 
 // Returns the value for the sample (NaN when there is none).
-inline double AddNumber(NumericStats& stats, double value) {
+[[gnu::always_inline]] inline double AddNumber(NumericStats& stats, double value) {
   if (std::isfinite(value)) [[likely]] {
     ++stats.finite;
     stats.finite_min = std::min(stats.finite_min, value);
@@ -946,6 +952,56 @@ inline double AddNumber(NumericStats& stats, double value) {
     ++stats.negative_infinities;
   }
   return value;
+}
+
+[[gnu::always_inline]] inline void ProfileBuilder::State::AddParsedRow(const table::Cell* cells,
+                                                                       size_t width, int64_t line) {
+  const table::ColumnType* column_types = types.data();
+  const size_t count = columns.size();
+  ++rows;
+  double* sample_values = row_values.data();
+  NumericStats* const* numeric_stats = numeric.data();
+  for (size_t i = 0; i < count; ++i) {
+    ColumnStats& column = columns[i];
+    NumericStats* stats = numeric_stats[i];
+    if (i >= width || cells[i].is_null) [[unlikely]] {
+      ++column.nulls;
+      if (stats != nullptr) {
+        sample_values[stats->sample_slot] = std::numeric_limits<double>::quiet_NaN();
+      }
+      continue;
+    }
+    ++column.count;
+    const table::CellValue& value = cell_values[i];
+    switch (column_types[i]) {
+      case table::ColumnType::kInt64: {
+        stats->int_min = std::min(stats->int_min, value.integer);
+        stats->int_max = std::max(stats->int_max, value.integer);
+        sample_values[stats->sample_slot] = AddNumber(*stats, value.number);
+        break;
+      }
+      case table::ColumnType::kFloat64: {
+        if (edited && value.number == 0 &&
+            (SignDiffers(value.number, stats->finite_min) ||
+             SignDiffers(value.number, stats->finite_max))) [[unlikely]] {
+          // min/max keep the first zero met; a fresh profile might meet this one first.
+          stale_bounds[i] = 1;
+        }
+        sample_values[stats->sample_slot] = AddNumber(*stats, value.number);
+        break;
+      }
+      case table::ColumnType::kBool:
+        column.categories->Add(value.boolean ? "true" : "false");
+        break;
+      case table::ColumnType::kString: AddString(*column.categories, cells[i].text); break;
+      case table::ColumnType::kCategorical: column.categories->Add(cells[i].text); break;
+      case table::ColumnType::kTimestamp:
+        column.timestamps->min = std::min(column.timestamps->min, value.integer);
+        column.timestamps->max = std::max(column.timestamps->max, value.integer);
+        break;
+    }
+  }
+  AddSampleRow(line);
 }
 
 double ProfileBuilder::State::AddNumeric(ColumnStats& column, std::string_view text) {
@@ -1001,6 +1057,7 @@ ProfileBuilder::ProfileBuilder(table::Schema schema, ProfileOptions options)
     state_->numeric.push_back(column.numeric.get());
   }
   state_->decimals.resize(state_->columns.size());
+  state_->row_cells.assign(state_->columns.size(), table::Cell{});
   state_->decimal_columns.resize(state_->columns.size());
 }
 
@@ -1086,49 +1143,120 @@ Status ProfileBuilder::AddChecked(const table::RowReader& row, std::string_view 
     if (widen != nullptr) *widen = true;
     return Status::Ok();
   }
-  ++state.rows;
-  double* row_values = state.row_values.data();
-  NumericStats* const* numeric = state.numeric.data();
+  state.AddParsedRow(cells.data(), width, row.line());
+  return Status::Ok();
+}
+
+namespace {
+
+constexpr uint64_t kEveryByte = 0x0101010101010101ULL;
+// Longer fields are left to the reader (which refuses fields over ReadOptions::max_field_bytes).
+constexpr size_t kMaxNumberBytes = 4096;
+
+// Bit 7 of every byte of `word` that is zero; exact for the lowest one (a borrow only flags bytes
+// above a zero byte), which is all FieldEnd needs.
+inline uint64_t ZeroBytes(uint64_t word) {
+  return (word - kEveryByte) & ~word & (kEveryByte * 0x80);
+}
+
+// The first `delimiter` or '\n' in [p, end), or end.
+inline const char* FieldEnd(const char* p, const char* end, uint64_t delimiters) {
+  constexpr uint64_t kNewlines = kEveryByte * '\n';
+  while (end - p >= 8) {
+    uint64_t word;
+    std::memcpy(&word, p, 8);
+    const uint64_t flags = ZeroBytes(word ^ delimiters) | ZeroBytes(word ^ kNewlines);
+    if (flags != 0) return p + std::countr_zero(flags) / 8;
+    p += 8;
+  }
+  const char delimiter = static_cast<char>(delimiters & 0xFF);
+  while (p != end && *p != delimiter && *p != '\n') ++p;
+  return p;
+}
+
+}  // namespace
+
+// Flattened: the word parses and the stats update inline into the row loop.
+[[gnu::flatten]] bool ProfileBuilder::AddNumericCsv(std::string_view bytes, char delimiter,
+                                                    int64_t first_line, bool skip_first_line,
+                                                    uint64_t* rows) {
+  if constexpr (std::endian::native != std::endian::little) return false;
+  State& state = *state_;
+  const size_t columns = state.columns.size();
+  if (columns == 0 || (delimiter != ',' && delimiter != '\t')) return false;
+  const table::ColumnType* types = state.types.data();
   for (size_t i = 0; i < columns; ++i) {
-    ColumnStats& column = state.columns[i];
-    NumericStats* stats = numeric[i];
-    if (i >= width || cells[i].is_null) [[unlikely]] {
-      ++column.nulls;
-      if (stats != nullptr) row_values[stats->sample_slot] = std::numeric_limits<double>::quiet_NaN();
-      continue;
-    }
-    ++column.count;
-    const table::CellValue& value = values[i];
-    switch (types[i]) {
-      case table::ColumnType::kInt64: {
-        stats->int_min = std::min(stats->int_min, value.integer);
-        stats->int_max = std::max(stats->int_max, value.integer);
-        row_values[stats->sample_slot] = AddNumber(*stats, value.number);
-        break;
-      }
-      case table::ColumnType::kFloat64: {
-        if (state.edited && value.number == 0 &&
-            (SignDiffers(value.number, stats->finite_min) ||
-             SignDiffers(value.number, stats->finite_max))) [[unlikely]] {
-          // min/max keep the first zero met; a fresh profile might meet this one first.
-          state.stale_bounds[i] = 1;
-        }
-        row_values[stats->sample_slot] = AddNumber(*stats, value.number);
-        break;
-      }
-      case table::ColumnType::kBool:
-        column.categories->Add(value.boolean ? "true" : "false");
-        break;
-      case table::ColumnType::kString: AddString(*column.categories, cells[i].text); break;
-      case table::ColumnType::kCategorical: column.categories->Add(cells[i].text); break;
-      case table::ColumnType::kTimestamp:
-        column.timestamps->min = std::min(column.timestamps->min, value.integer);
-        column.timestamps->max = std::max(column.timestamps->max, value.integer);
-        break;
+    if (types[i] != table::ColumnType::kInt64 && types[i] != table::ColumnType::kFloat64) {
+      return false;
     }
   }
-  state.AddSampleRow(row.line());
-  return Status::Ok();
+  const char* p = bytes.data();
+  const char* const end = p + bytes.size();
+  int64_t line = first_line;
+  if (skip_first_line) {
+    // The header: the reader skips a BOM before it and takes its names; take only the schema's.
+    constexpr std::string_view kBom = "\xEF\xBB\xBF";
+    if (bytes.substr(0, kBom.size()) == kBom) p += kBom.size();
+    if (p == end) return false;  // the reader's "empty file"
+    const char* newline = static_cast<const char*>(std::memchr(p, '\n', end - p));
+    std::string_view header(p, (newline != nullptr ? newline : end) - p);
+    if (header.find_first_of("\"\r") != std::string_view::npos) return false;
+    for (size_t i = 0; i < columns; ++i) {
+      const size_t field_end = i + 1 < columns ? header.find(delimiter) : header.size();
+      if (field_end == std::string_view::npos ||
+          header.substr(0, field_end) != state.schema.columns[i].name) {
+        return false;
+      }
+      header.remove_prefix(std::min(field_end + 1, header.size()));
+    }
+    if (!header.empty()) return false;
+    p = newline != nullptr ? newline + 1 : end;
+    ++line;
+  }
+  const uint64_t delimiters = kEveryByte * static_cast<unsigned char>(delimiter);
+  table::Cell* cells = state.row_cells.data();
+  table::CellValue* values = state.cell_values.data();
+  table::ShortDecimal* decimals = state.decimals.data();
+  size_t* decimal_columns = state.decimal_columns.data();
+  uint64_t added = 0;
+  while (p != end) {
+    if (*p == '\n') return false;  // a blank line (a null row in a one-column table)
+    size_t pending = 0;
+    for (size_t i = 0; i < columns; ++i) {
+      const char* field_end = FieldEnd(p, end, delimiters);
+      const bool last = i + 1 == columns;
+      // The last field must end the line, every other one at a delimiter.
+      if (last ? field_end != end && *field_end != '\n'
+               : field_end == end || *field_end != delimiter) {
+        return false;
+      }
+      const size_t size = static_cast<size_t>(field_end - p);
+      cells[i].is_null = size == 0;
+      if (size != 0) {
+        const std::string_view text(p, size);
+        if (types[i] == table::ColumnType::kFloat64 &&
+            table::ParseShortDecimalParts(text, &decimals[pending])) [[likely]] {
+          decimal_columns[pending++] = i;
+        } else {
+          bool widened = false;
+          // The number parses take only whole number text: never a quote or a '\r'.
+          if (size > kMaxNumberBytes ||
+              !table::ParseNumericCell(types[i], text, &widened, &values[i]) || widened) {
+            return false;
+          }
+        }
+      }
+      p = field_end == end ? end : field_end + 1;
+    }
+    for (size_t k = 0; k < pending; ++k) {
+      values[decimal_columns[k]].number = table::ShortDecimalValue(decimals[k]);
+    }
+    state.AddParsedRow(cells, columns, line);
+    ++line;
+    ++added;
+  }
+  *rows = added;
+  return true;
 }
 
 bool ProfileBuilder::Remove(const table::RowReader& row) {

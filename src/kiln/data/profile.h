@@ -56,6 +56,17 @@ class ProfileBuilder {
   // int64 column) sets *widen and the row is not added (the caller reprofiles the whole table);
   // cells beyond the schema's width are ignored. On an error nothing of the row is added.
   Status AddChecked(const table::RowReader& row, std::string_view file_name, bool* widen);
+  // AddChecked for every row of `bytes`, a buffer of CSV/TSV rows (fields separated by
+  // `delimiter`, each line ending in \n, the last one perhaps without) of a table whose columns
+  // are all int64 or float64, read straight from the bytes: the same rows, values and lines as
+  // a table::RowReader (ReadOptions::first_line = first_line, has_header = skip_first_line)
+  // feeding AddChecked would give. An empty field is a null. Returns false at the first thing
+  // it does not take: a quote, a '\r', a blank line, a row of another width, a field that is
+  // not a number of its column's type (or widens an int64 column), a header other than the
+  // schema's names, another schema. Then this builder is half filled: discard it and profile
+  // the bytes with a RowReader, which gives the errors. *rows: the rows added (when true).
+  bool AddNumericCsv(std::string_view bytes, char delimiter, int64_t first_line,
+                     bool skip_first_line, uint64_t* rows);
   // Edits, for a chunk whose lines were replaced: takes back the reader's current row, which
   // this builder holds at the same line (added, or restored by Deserialize). Returns false, and
   // changes nothing, when the result could differ from profiling the remaining rows afresh: a

@@ -1250,5 +1250,369 @@ TEST(ProfileTimingTest, DISABLED_TimeProfiling) {
               static_cast<double>(kRows) / static_cast<double>(builders.size()));
 }
 
+// ---------------------------------------------------------------------------------------------
+// AddNumericCsv: straight from CSV bytes to the profile, exactly as the row reader + AddChecked.
+
+namespace numeric_csv {
+
+// What profiling `bytes` one way gave: taken (false: an error, a widening, or the fused parse
+// declined), the rows, the saved state and the finished profile.
+struct Outcome {
+  bool taken = false;
+  uint64_t rows = 0;
+  std::string saved;
+  std::string finished;
+  std::string saved_limited;
+};
+
+ProfileOptions SmallSample() {
+  ProfileOptions options;
+  options.sample_size = 40;  // small, so that samples fill up and compact
+  options.seed = 7;
+  return options;
+}
+
+void Record(const ProfileBuilder& builder, uint64_t rows, Outcome* outcome) {
+  outcome->taken = true;
+  outcome->rows = rows;
+  outcome->saved = builder.Serialize(std::numeric_limits<uint64_t>::max());
+  outcome->saved_limited = builder.Serialize(ProfileBuilder::KeyLimitFor(rows * 3, SmallSample()));
+  outcome->finished = builder.Finish().dump();
+}
+
+// The row reader's path, as Ingest::ProfileChunk takes it.
+Outcome Generic(const table::Schema& schema, std::string_view bytes, table::Format format,
+                int64_t first_line, bool has_header, ProfileBuilder* out = nullptr) {
+  Outcome outcome;
+  table::ReadOptions read;
+  read.file_name = "t.csv";
+  read.first_line = first_line;
+  read.has_header = has_header;
+  if (!has_header) {
+    for (const table::Column& column : schema.columns) read.column_names.push_back(column.name);
+  }
+  auto reader = table::RowReader::Open(format, bytes, read);
+  if (!reader.ok()) return outcome;
+  ProfileBuilder builder(schema, SmallSample());
+  uint64_t rows = 0;
+  while (true) {
+    Result<bool> more = (*reader)->Next();
+    if (!more.ok()) return outcome;
+    if (!*more) break;
+    bool widen = false;
+    if (!builder.AddChecked(**reader, "t.csv", &widen).ok() || widen) return outcome;
+    ++rows;
+  }
+  Record(builder, rows, &outcome);
+  if (out != nullptr) *out = std::move(builder);
+  return outcome;
+}
+
+Outcome Fused(const table::Schema& schema, std::string_view bytes, char delimiter,
+              int64_t first_line, bool skip_first_line, ProfileBuilder* out = nullptr) {
+  Outcome outcome;
+  ProfileBuilder builder(schema, SmallSample());
+  uint64_t rows = 0;
+  if (!builder.AddNumericCsv(bytes, delimiter, first_line, skip_first_line, &rows)) return outcome;
+  Record(builder, rows, &outcome);
+  if (out != nullptr) *out = std::move(builder);
+  return outcome;
+}
+
+// Either the fused parse declines, or it gives what the generic path gives, byte for byte.
+void ExpectSameOrDeclined(const table::Schema& schema, std::string_view bytes, table::Format format,
+                          int64_t first_line, bool header, const std::string& what) {
+  const char delimiter = format == table::Format::kTsv ? '\t' : ',';
+  Outcome fused = Fused(schema, bytes, delimiter, first_line, header);
+  Outcome generic = Generic(schema, bytes, format, first_line, header);
+  if (!fused.taken) return;
+  ASSERT_TRUE(generic.taken) << what << "\n" << bytes;
+  EXPECT_EQ(fused.rows, generic.rows) << what;
+  EXPECT_EQ(fused.saved, generic.saved) << what;
+  EXPECT_EQ(fused.saved_limited, generic.saved_limited) << what;
+  EXPECT_EQ(fused.finished, generic.finished) << what;
+}
+
+std::string IntText(std::mt19937_64& random) {
+  switch (random() % 8) {
+    case 0: return "";
+    case 1: return std::to_string(static_cast<int64_t>(random() % 2000) - 1000);
+    case 2: return std::to_string(static_cast<int64_t>(random()));  // beyond 2^53, 19 digits
+    case 3: return "-" + std::to_string(random() % 100000000000000000ULL);  // 17 digits
+    case 4: return "+" + std::to_string(random() % 1000);
+    case 5: return std::to_string((uint64_t{1} << 53) + random() % 5);
+    default: return std::to_string(static_cast<int64_t>(random() % 100000000));
+  }
+}
+
+std::string FloatText(std::mt19937_64& random) {
+  static const std::vector<std::string> kSpecial = {"nan",
+                                                    "NaN",
+                                                    "inf",
+                                                    "-inf",
+                                                    "Infinity",
+                                                    "1e5",
+                                                    "-2.5E-3",
+                                                    "0",
+                                                    "-0",
+                                                    "-0.0",
+                                                    "0.000",
+                                                    "9007199254740993",
+                                                    "9007199254740992.5",
+                                                    "12345678901234567890",
+                                                    "1.7976931348623157e308",
+                                                    "4.9e-324",
+                                                    "+4.5",
+                                                    "5.",
+                                                    ".25",
+                                                    "1e999"};
+  switch (random() % 10) {
+    case 0: return "";
+    case 1: return kSpecial[random() % kSpecial.size()];
+    case 2: {  // long decimal: more than 16 digits
+      std::string text =
+          std::to_string(random() % 1000000000) + "." + std::to_string(random() % 1000000000000ULL);
+      return random() % 2 ? "-" + text : text;
+    }
+    case 3: return std::to_string(static_cast<int64_t>(random() % 100000) - 50000);
+    default: {  // short decimal like 822.465
+      std::string fraction = std::to_string(random() % 1000);
+      fraction.insert(0, 3 - fraction.size(), '0');
+      fraction.resize(1 + random() % 3);
+      std::string text = std::to_string(random() % 10000) + "." + fraction;
+      return random() % 3 == 0 ? "-" + text : text;
+    }
+  }
+}
+
+struct Table {
+  table::Schema schema;
+  std::string header;
+  std::vector<std::string> lines;  // without terminators
+};
+
+Table RandomTable(std::mt19937_64& random, char delimiter, size_t rows) {
+  Table table;
+  const size_t columns = 1 + random() % 5;
+  for (size_t i = 0; i < columns; ++i) {
+    const ColumnType type = random() % 2 ? ColumnType::kInt64 : ColumnType::kFloat64;
+    table.schema.columns.push_back({"c" + std::to_string(i), type, true});
+    if (i > 0) table.header += delimiter;
+    table.header += "c" + std::to_string(i);
+  }
+  for (size_t r = 0; r < rows; ++r) {
+    std::string line;
+    for (size_t i = 0; i < columns; ++i) {
+      if (i > 0) line += delimiter;
+      line +=
+          table.schema.columns[i].type == ColumnType::kInt64 ? IntText(random) : FloatText(random);
+    }
+    if (columns == 1 && line.empty()) line = "0";  // an empty line is a blank line, tested apart
+    table.lines.push_back(line);
+  }
+  return table;
+}
+
+std::string Join(const Table& table, bool header, size_t from, size_t to, bool final_newline) {
+  std::string text = header ? table.header + "\n" : "";
+  for (size_t r = from; r < to; ++r) {
+    text += table.lines[r];
+    if (r + 1 < to || final_newline) text += '\n';
+  }
+  return text;
+}
+
+}  // namespace numeric_csv
+
+TEST(ProfileNumericCsvTest, RandomTablesGiveTheReadersProfileByteForByte) {
+  using namespace numeric_csv;
+  std::mt19937_64 random(2026);
+  size_t taken = 0, cases = 0;
+  for (int round = 0; round < 120; ++round) {
+    const table::Format format = round % 3 == 0 ? table::Format::kTsv : table::Format::kCsv;
+    const char delimiter = format == table::Format::kTsv ? '\t' : ',';
+    const size_t rows = 1 + random() % 120;
+    Table table = RandomTable(random, delimiter, rows);
+    const bool final_newline = random() % 4 != 0;
+    // Whole table with its header, then cut into chunks at later lines (first_line > 1).
+    std::string whole = Join(table, true, 0, rows, final_newline);
+    const std::string what = "round " + std::to_string(round);
+    ExpectSameOrDeclined(table.schema, whole, format, 1, true, what);
+    ++cases;
+    taken += Fused(table.schema, whole, delimiter, 1, true).taken;
+    const size_t cut = random() % rows;
+    std::string head = Join(table, true, 0, cut, true);
+    std::string tail = Join(table, false, cut, rows, final_newline);
+    ExpectSameOrDeclined(table.schema, head, format, 1, true, what + " head");
+    ExpectSameOrDeclined(table.schema, tail, format, static_cast<int64_t>(cut) + 2, false,
+                         what + " tail");
+  }
+  // Most random tables hold only what the fused parse takes (it declines only on widening).
+  EXPECT_GT(taken, cases / 3);
+}
+
+TEST(ProfileNumericCsvTest, MergedChunksEqualTheReadersMergedChunks) {
+  using namespace numeric_csv;
+  std::mt19937_64 random(99);
+  for (int round = 0; round < 20; ++round) {
+    Table table;
+    table.schema = MakeSchema(
+        {{"id", ColumnType::kInt64}, {"x", ColumnType::kFloat64}, {"y", ColumnType::kFloat64}});
+    table.header = "id,x,y";
+    const size_t rows = 300;
+    for (size_t r = 0; r < rows; ++r) {
+      std::string x = std::to_string(random() % 1000) + "." + std::to_string(random() % 1000);
+      table.lines.push_back(std::to_string(r) + "," + (random() % 10 ? x : "") + ",-" +
+                            std::to_string(random() % 100) + ".5");
+    }
+    std::vector<size_t> cuts = {0, 1 + random() % 100, 150 + random() % 100, rows};
+    std::vector<ProfileBuilder> fused, generic;
+    for (size_t c = 0; c + 1 < cuts.size(); ++c) {
+      const bool header = c == 0;
+      const std::string bytes = Join(table, header, cuts[c], cuts[c + 1], true);
+      const int64_t first_line = header ? 1 : static_cast<int64_t>(cuts[c]) + 2;
+      fused.emplace_back(table.schema, SmallSample());
+      generic.emplace_back(table.schema, SmallSample());
+      ASSERT_TRUE(Fused(table.schema, bytes, ',', first_line, header, &fused.back()).taken);
+      ASSERT_TRUE(
+          Generic(table.schema, bytes, table::Format::kCsv, first_line, header, &generic.back())
+              .taken);
+    }
+    ProfileBuilder a = MergeInOrder(std::move(fused));
+    ProfileBuilder b = MergeInOrder(std::move(generic));
+    EXPECT_EQ(a.Finish().dump(), b.Finish().dump());
+    EXPECT_EQ(a.Serialize(std::numeric_limits<uint64_t>::max()),
+              b.Serialize(std::numeric_limits<uint64_t>::max()));
+  }
+}
+
+TEST(ProfileNumericCsvTest, DeclinesWhatOnlyTheReaderHandles) {
+  using namespace numeric_csv;
+  const table::Schema schema =
+      MakeSchema({{"id", ColumnType::kInt64}, {"x", ColumnType::kFloat64}});
+  struct Case {
+    std::string name;
+    std::string bytes;
+    bool header;
+  };
+  const std::vector<Case> cases = {
+      {"quoted number", "1,\"2.5\"\n", false},
+      {"quoted header", "\"id\",x\n1,2.5\n", true},
+      {"quoted field with delimiter", "1,\"2,5\"\n", false},
+      {"crlf", "1,2.5\r\n2,3.5\r\n", false},
+      {"crlf header", "id,x\r\n1,2.5\n", true},
+      {"blank line", "1,2.5\n\n2,3.5\n", false},
+      {"blank line at end", "1,2.5\n\n", false},
+      {"too few fields", "1,2.5\n2\n", false},
+      {"too many fields", "1,2.5,3\n", false},
+      {"int turns decimal", "1,2.5\n2.5,3\n", false},
+      {"int turns exponent", "1e3,2.5\n", false},
+      {"not a number", "1,abc\n", false},
+      {"space in number", "1, 2.5\n", false},
+      {"int too large", "99999999999999999999,2.5\n", false},
+      {"header of other names", "id,y\n1,2.5\n", true},
+      {"header of other width", "id,x,z\n1,2.5,3\n", true},
+      {"header only, empty", "", true},
+      {"tab in csv", "1\t2.5\n", false},
+      {"bom before data",
+       "\xEF\xBB\xBF"
+       "1,2.5\n",
+       false},
+      {"field over the size limit", "1," + std::string(5000, '1') + "\n", false},
+  };
+  for (const Case& c : cases) {
+    uint64_t rows = 0;
+    ProfileBuilder builder(schema, SmallSample());
+    EXPECT_FALSE(builder.AddNumericCsv(c.bytes, ',', 1, c.header, &rows)) << c.name;
+  }
+  // A schema with a column the fused parse does not take.
+  ProfileBuilder strings(MakeSchema({{"id", ColumnType::kInt64}, {"s", ColumnType::kString}}),
+                         SmallSample());
+  uint64_t rows = 0;
+  EXPECT_FALSE(strings.AddNumericCsv("1,2\n", ',', 2, false, &rows));
+}
+
+TEST(ProfileNumericCsvTest, TakesNullsSpecialsAndEdgesAsTheReaderDoes) {
+  using namespace numeric_csv;
+  const table::Schema schema = MakeSchema(
+      {{"id", ColumnType::kInt64}, {"x", ColumnType::kFloat64}, {"y", ColumnType::kFloat64}});
+  struct Case {
+    std::string name;
+    std::string bytes;
+    bool header;
+    int64_t first_line;
+    uint64_t rows;
+  };
+  const std::vector<Case> cases = {
+      {"nulls", "1,,\n,2.5,\n,,\n", false, 5, 3},
+      {"header and no newline at the end", "id,x,y\n1,2.5,3\n2,-0.5,1e5", true, 1, 2},
+      {"header only", "id,x,y\n", true, 1, 0},
+      {"header without newline", "id,x,y", true, 1, 0},
+      {"bom before header",
+       "\xEF\xBB\xBF"
+       "id,x,y\n1,2,3\n",
+       true, 1, 1},
+      {"specials", "1,nan,inf\n2,-inf,NaN\n3,1e5,-2.5e-3\n", false, 10, 3},
+      {"long decimals", "1,12345678.123456789012,-0.00000000000000000012\n", false, 2, 1},
+      {"beyond 2^53",
+       "9223372036854775807,9007199254740993,-9223372036854775808\n"
+       "-9223372036854775808,1,2\n",
+       false, 3, 2},
+      {"signed zeros", "0,-0.0,0.0\n-0,0,-0\n+0,-0.000,0.000\n", false, 2, 3},
+      {"empty buffer", "", false, 7, 0},
+  };
+  for (const Case& c : cases) {
+    Outcome fused = Fused(schema, c.bytes, ',', c.first_line, c.header);
+    Outcome generic = Generic(schema, c.bytes, table::Format::kCsv, c.first_line, c.header);
+    ASSERT_TRUE(fused.taken) << c.name;
+    ASSERT_TRUE(generic.taken) << c.name;
+    EXPECT_EQ(fused.rows, c.rows) << c.name;
+    EXPECT_EQ(generic.rows, c.rows) << c.name;
+    EXPECT_EQ(fused.saved, generic.saved) << c.name;
+    EXPECT_EQ(fused.finished, generic.finished) << c.name;
+  }
+}
+
+TEST(ProfileNumericCsvTest, MutatedTablesAreDeclinedOrProfiledAlike) {
+  using namespace numeric_csv;
+  std::mt19937_64 random(5);
+  for (int round = 0; round < 200; ++round) {
+    const size_t rows = 2 + random() % 40;
+    Table table = RandomTable(random, ',', rows);
+    const size_t at = random() % rows;
+    std::string& line = table.lines[at];
+    bool must_decline = true;
+    switch (round % 8) {
+      case 0: line += "\r"; break;               // a CRLF line end
+      case 1: line = "\"" + line + "\""; break;  // quotes
+      case 2: line += "\n"; break;               // a blank line after it
+      case 3: line += ",7"; break;               // one field too many
+      case 4: line = "x" + line; break;          // not a number
+      case 5:
+        if (table.schema.columns[0].type != ColumnType::kInt64) {
+          must_decline = false;
+          break;
+        }
+        line =
+            "2.5" + line.substr(line.find(',') == std::string::npos ? line.size() : line.find(','));
+        break;  // an int column that turns decimal
+      case 6:
+        if (table.schema.columns.size() < 2) {
+          must_decline = false;
+          break;
+        }
+        line = line.substr(0, line.rfind(','));  // one field too few
+        break;
+      default: must_decline = false; break;  // unchanged
+    }
+    const std::string bytes = Join(table, true, 0, rows, random() % 2);
+    const std::string what = "round " + std::to_string(round) + "\n" + bytes;
+    if (must_decline) {
+      EXPECT_FALSE(Fused(table.schema, bytes, ',', 1, true).taken) << what;
+    }
+    ExpectSameOrDeclined(table.schema, bytes, table::Format::kCsv, 1, true, what);
+  }
+}
+
 }  // namespace
 }  // namespace kiln::data
