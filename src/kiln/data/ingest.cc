@@ -512,7 +512,6 @@ Status Ingest::ProfileChunk(Chunk& chunk) {
   KILN_ASSIGN_OR_RETURN(std::unique_ptr<table::RowReader> reader,
                         table::RowReader::Open(*target_.format, chunk.bytes, read));
   chunk.profile = std::make_unique<ProfileBuilder>(schema_, options_->profile);
-  chunk.key_limit = key_limit_;
   const size_t width = schema_.columns.size();
   while (true) {
     KILN_ASSIGN_OR_RETURN(bool more, reader->Next());

@@ -894,6 +894,22 @@ struct ProfileBuilder::State {
   // parsed into cell_values: AddChecked's update of the stats and the sample, which
   // AddNumericCsv shares so that both add a row alike.
   void AddParsedRow(const table::Cell* cells, size_t width, int64_t line);
+  // Parses column i's non-null text into cell_values[i], except that a short decimal is only
+  // split into decimals[*pending] (++*pending): DividePending then runs the row's divisions as
+  // one loop of independent divisions. False if the text is not of the column's type.
+  bool ParseCell(size_t i, std::string_view text, size_t* pending, bool* widened) {
+    if (types[i] == table::ColumnType::kFloat64 &&
+        table::ParseShortDecimalParts(text, &decimals[*pending])) [[likely]] {
+      decimal_columns[(*pending)++] = i;
+      return true;
+    }
+    return table::ParseNumericCell(types[i], text, widened, &cell_values[i]);
+  }
+  void DividePending(size_t pending) {
+    for (size_t k = 0; k < pending; ++k) {
+      cell_values[decimal_columns[k]].number = table::ShortDecimalValue(decimals[k]);
+    }
+  }
   void AddSampleRow(int64_t line) {
     const uint64_t key = Mix(static_cast<uint64_t>(line) ^ seed_mix);
     if (!row_values.empty() && sample->MayNeed(key) && sample->Needed(key, row_values.data())) {
@@ -1113,32 +1129,19 @@ Status ProfileBuilder::AddChecked(const table::RowReader& row, std::string_view 
                                   bool* widen) {
   State& state = *state_;
   const std::vector<table::Cell>& cells = row.cells();
-  const size_t columns = state.columns.size();
-  const size_t width = std::min(cells.size(), columns);
-  const table::ColumnType* types = state.types.data();
-  table::CellValue* values = state.cell_values.data();
-  // Check and parse every cell first: nothing of a bad row is added. Short decimals are split
-  // into digits first and divided after, in a loop of independent divisions.
+  const size_t width = std::min(cells.size(), state.columns.size());
+  // Check and parse every cell first: nothing of a bad row is added.
   bool widened = false;
-  table::ShortDecimal* decimals = state.decimals.data();
-  size_t* decimal_columns = state.decimal_columns.data();
   size_t pending = 0;
   for (size_t i = 0; i < width; ++i) {
     const table::Cell& cell = cells[i];
     if (cell.is_null) continue;
-    if (types[i] == table::ColumnType::kFloat64 &&
-        table::ParseShortDecimalParts(cell.text, &decimals[pending])) [[likely]] {
-      decimal_columns[pending++] = i;
-      continue;
-    }
-    if (!table::ParseNumericCell(types[i], cell.text, &widened, &values[i])) [[unlikely]] {
+    if (!state.ParseCell(i, cell.text, &pending, &widened)) [[unlikely]] {
       return table::CellMismatch(state.schema.columns[i], cell.text, file_name, row.line(),
                                  static_cast<int>(i) + 1);
     }
   }
-  for (size_t k = 0; k < pending; ++k) {
-    values[decimal_columns[k]].number = table::ShortDecimalValue(decimals[k]);
-  }
+  state.DividePending(pending);
   if (widened) [[unlikely]] {
     if (widen != nullptr) *widen = true;
     return Status::Ok();
@@ -1215,9 +1218,6 @@ inline const char* FieldEnd(const char* p, const char* end, uint64_t delimiters)
   }
   const uint64_t delimiters = kEveryByte * static_cast<unsigned char>(delimiter);
   table::Cell* cells = state.row_cells.data();
-  table::CellValue* values = state.cell_values.data();
-  table::ShortDecimal* decimals = state.decimals.data();
-  size_t* decimal_columns = state.decimal_columns.data();
   uint64_t added = 0;
   while (p != end) {
     if (*p == '\n') return false;  // a blank line (a null row in a one-column table)
@@ -1233,24 +1233,16 @@ inline const char* FieldEnd(const char* p, const char* end, uint64_t delimiters)
       const size_t size = static_cast<size_t>(field_end - p);
       cells[i].is_null = size == 0;
       if (size != 0) {
-        const std::string_view text(p, size);
-        if (types[i] == table::ColumnType::kFloat64 &&
-            table::ParseShortDecimalParts(text, &decimals[pending])) [[likely]] {
-          decimal_columns[pending++] = i;
-        } else {
-          bool widened = false;
-          // The number parses take only whole number text: never a quote or a '\r'.
-          if (size > kMaxNumberBytes ||
-              !table::ParseNumericCell(types[i], text, &widened, &values[i]) || widened) {
-            return false;
-          }
+        bool widened = false;
+        // The number parses take only whole number text: never a quote or a '\r'.
+        if (size > kMaxNumberBytes ||
+            !state.ParseCell(i, std::string_view(p, size), &pending, &widened) || widened) {
+          return false;
         }
       }
       p = field_end == end ? end : field_end + 1;
     }
-    for (size_t k = 0; k < pending; ++k) {
-      values[decimal_columns[k]].number = table::ShortDecimalValue(decimals[k]);
-    }
+    state.DividePending(pending);
     state.AddParsedRow(cells, columns, line);
     ++line;
     ++added;

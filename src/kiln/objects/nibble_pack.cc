@@ -58,21 +58,11 @@ class SymbolTable {
   std::unique_ptr<uint16_t[]> pair_code_;
 };
 
-void PutU64(uint64_t value, char* out) {
-  for (int i = 0; i < 8; ++i) out[i] = static_cast<char>(value >> (8 * i));
-}
-
 // The checksum: XXH3-64 of the raw bytes, seeded with XXH3-64 of the table, so that a changed
 // table byte is caught even where it would decode to the same bytes (a higher count adds a
 // symbol no code uses).
 uint64_t Checksum(std::string_view table, std::string_view raw) {
   return XXH3_64bits_withSeed(raw.data(), raw.size(), XXH3_64bits(table.data(), table.size()));
-}
-
-uint64_t GetU64(const char* in) {
-  uint64_t value = 0;
-  for (int i = 0; i < 8; ++i) value |= uint64_t{static_cast<unsigned char>(in[i])} << (8 * i);
-  return value;
 }
 
 // Eight bytes as one word, the first in the low bits (one load or store on any CPU).
@@ -128,8 +118,8 @@ std::optional<std::string> PackNibbles(std::string_view raw) {
 
   packed[0] = static_cast<char>(table.count());
   std::memcpy(packed.data() + 1, table.symbols().data(), kMaxNibbleSymbols);
-  PutU64(Checksum(std::string_view(packed.data(), kTableSize), raw),
-         packed.data() + packed.size() - kChecksumSize);
+  StoreLe64(packed.data() + packed.size() - kChecksumSize,
+            Checksum(std::string_view(packed.data(), kTableSize), raw));
   return packed;
 }
 
@@ -203,7 +193,7 @@ Result<std::string> UnpackNibbles(std::string_view packed, uint64_t raw_size) {
   }
   if (raw_size % 2 == 1) out[raw_size - 1] = static_cast<char>(decode[codes[whole] & 15]);
 
-  uint64_t stored = GetU64(packed.data() + packed.size() - kChecksumSize);
+  uint64_t stored = LoadLe64(packed.data() + packed.size() - kChecksumSize);
   uint64_t actual = Checksum(packed.substr(0, kTableSize), raw);
   if (stored != actual) return InvalidArgument("packed checksum mismatch (content changed)");
   return raw;
