@@ -458,6 +458,11 @@ class ArtifactHandlers {
       WriteError(InvalidPath(), response);
       return;
     }
+    // A path under a file names nothing, like a path that does not exist: nothing to delete.
+    if (FileInTheWay(parent)) {
+      WriteJson(Json::object(), response);
+      return;
+    }
     Status removed = RemoveAll(full_path);
     if (!removed.ok()) {
       WriteError(removed, response);

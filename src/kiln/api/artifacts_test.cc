@@ -98,6 +98,20 @@ TEST_P(ArtifactsTest, AFileInTheWayOfAFolderIs400AtAnyDepth) {
   EXPECT_EQ(server_.Send("PUT", base + "/a/b/c", "x", false).status, 400);
 }
 
+TEST_P(ArtifactsTest, APathUnderAFileNamesNothing) {
+  std::string base = std::string(kArtifacts) + "/1/abc/artifacts";
+  ASSERT_EQ(server_.Send("PUT", base + "/model/MLmodel", "flavors: {}", false).status, 200);
+  // Found by the request fuzzer: deleting below a file answered 500 ("Not a directory").
+  Reply removed = server_.Send("DELETE", base + "/model/MLmodel/more/x");
+  EXPECT_EQ(removed.status, 200) << removed.body;
+  EXPECT_EQ(removed.body, "{}");
+  EXPECT_EQ(server_.Get(base + "/model/MLmodel").body, "flavors: {}");
+  Reply get = server_.Get(base + "/model/MLmodel/more/x");
+  EXPECT_EQ(get.status, 404) << get.body;
+  Reply list = server_.Get(std::string(kArtifacts) + "?path=1/abc/artifacts/model/MLmodel/more");
+  EXPECT_LT(list.status, 500) << list.body;
+}
+
 TEST_P(ArtifactsTest, MissingFileIs404) {
   Reply reply = server_.Get(std::string(kArtifacts) + "/0/none/artifacts/x.txt");
   EXPECT_EQ(reply.status, 404);
