@@ -94,6 +94,7 @@ struct Ingest::Chunk {
   std::optional<Digest> stats;       // the saved partial profile
   bool reused_profile = false;       // merged from the previous version's saved profile
   bool profiled_from_edits = false;  // the base's saved profile with the replaced rows redone
+  bool limited_sample = false;       // profiled here with Ingest::sample_limit_
   uint64_t key_limit = 0;  // the saved profile's key limit (Ingest::key_limit_ unless edited)
   std::string base_raw;    // the delta base's bytes, when ProfileEdits read them (Put reuses them)
 };
@@ -340,7 +341,11 @@ Status Ingest::InferSchema(std::string_view first_chunk) {
                                           static_cast<double>(first_chunk.size()) *
                                           static_cast<double>(first_rows));
   }
-  if (expected_rows > 0) key_limit_ = ProfileBuilder::KeyLimitFor(expected_rows, options_->profile);
+  if (expected_rows > 0) {
+    key_limit_ = ProfileBuilder::KeyLimitFor(expected_rows, options_->profile);
+    // Four times the candidates: the sample stays exact down to a quarter of the expected rows.
+    sample_limit_ = ProfileBuilder::KeyLimitFor(expected_rows, options_->profile, /*margin=*/5);
+  }
   return Status::Ok();
 }
 
@@ -490,10 +495,12 @@ Status Ingest::ProfileChunk(Chunk& chunk) {
   KILN_ASSIGN_OR_RETURN(bool edited, ProfileEdits(chunk));
   if (edited) return Status::Ok();
   chunk.key_limit = key_limit_;
+  chunk.limited_sample = sample_limit_ != std::numeric_limits<uint64_t>::max();
   if (numeric_csv_) {
     // Straight from the bytes to the profile; anything the fused parse does not take (quotes,
     // \r, blank lines, bad or widening cells...) is parsed again below, which gives the errors.
     chunk.profile = std::make_unique<ProfileBuilder>(schema_, options_->profile);
+    chunk.profile->LimitSample(sample_limit_);
     uint64_t rows = 0;
     if (chunk.profile->AddNumericCsv(chunk.bytes,
                                      *target_.format == table::Format::kTsv ? '\t' : ',',
@@ -512,6 +519,7 @@ Status Ingest::ProfileChunk(Chunk& chunk) {
   KILN_ASSIGN_OR_RETURN(std::unique_ptr<table::RowReader> reader,
                         table::RowReader::Open(*target_.format, chunk.bytes, read));
   chunk.profile = std::make_unique<ProfileBuilder>(schema_, options_->profile);
+  chunk.profile->LimitSample(sample_limit_);
   const size_t width = schema_.columns.size();
   while (true) {
     KILN_ASSIGN_OR_RETURN(bool more, reader->Next());
@@ -662,7 +670,9 @@ Status Ingest::CollectReady(bool wait_all) {
       if (front->needs_reprofile) needs_reprofile_ = true;
       // An edited chunk's profile, like a reused one, keeps sample candidates only below its
       // key limit.
-      if (front->reused_profile || front->profiled_from_edits) reused_profiles_ = true;
+      if (front->reused_profile || front->profiled_from_edits || front->limited_sample) {
+        reused_profiles_ = true;
+      }
       if (front->profile && !needs_reprofile_) profile_->Merge(std::move(*front->profile));
       chunks_.push_back(ChunkRef{front->id, front->bytes.size(), front->rows, front->first_line,
                                  front->anchor, front->stats});

@@ -13,6 +13,7 @@
 
 #include <condition_variable>
 #include <cstdint>
+#include <limits>
 #include <memory>
 #include <mutex>
 #include <optional>
@@ -141,7 +142,13 @@ class Ingest {
   std::unordered_map<std::string, const ChunkRef*> previous_by_id_;
   // Chunk profiles are saved with sample candidates below this key (0: not saved).
   uint64_t key_limit_ = 0;
-  bool reused_profiles_ = false;  // some chunk's saved profile was merged
+  // Chunks profiled here keep sample candidates below this key only (ProfileBuilder::
+  // LimitSample): a looser limit than key_limit_, so that the table's sample is exact unless
+  // the table has far fewer rows than expected.
+  uint64_t sample_limit_ = std::numeric_limits<uint64_t>::max();
+  // Some chunk's profile holds only part of its sample candidates (a saved profile was merged,
+  // or the chunk was profiled with sample_limit_): the table's sample is checked at the end.
+  bool reused_profiles_ = false;
   // The schema has only numeric and timestamp columns, whose statistics rows can be taken back
   // from (ProfileBuilder::Remove); set with the schema.
   bool edits_profilable_ = false;

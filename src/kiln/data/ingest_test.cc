@@ -11,7 +11,10 @@
 
 #include "kiln/core/file_util.h"
 #include "kiln/core/thread_pool.h"
+#include "kiln/data/profile.h"
 #include "kiln/data/repository.h"
+#include "kiln/table/inference.h"
+#include "kiln/table/reader.h"
 #include "tests/support/temp_dir.h"
 #include "tests/support/test_database.h"
 
@@ -164,6 +167,66 @@ TEST_P(SavedChunkProfileTest, GcKeepsSavedChunkProfilesOfLiveVersionsAndFsckChec
   // The saved profiles survived gc: the next version still merges them.
   CommitStats next = Commit("t.csv", Rows(0, kRows + 600));
   EXPECT_LE(next.chunks_parsed * 4, next.chunks);
+}
+
+// The stored profile of a first commit is the one a single builder over every row gives, also
+// when the table has far fewer rows than its first chunk suggested: chunks are profiled keeping
+// only the sample candidates such a table needs (ProfileBuilder::LimitSample), so then too few
+// remain and the table is profiled again without a limit.
+TEST_P(SavedChunkProfileTest, FirstCommitsProfileEveryRowExactlyWhateverTheRowEstimate) {
+  auto numeric_rows = [](int count, int long_after) {
+    std::string out = "id,a,b,c\n";
+    for (int i = 0; i < count; ++i) {
+      const std::string v = i < long_after
+                                ? std::to_string(i % 10) + ".5"
+                                : "-1234567890123456" + std::to_string(1000 + i % 8999) + ".25" +
+                                      std::string(18, '7');
+      out += std::to_string(i) + "," + v + "," + v + "," + v + "\n";
+    }
+    return out;
+  };
+  struct Case {
+    std::string name;
+    std::string csv;
+  };
+  const std::vector<Case> cases = {
+      {"mixed columns", Rows(0, kRows)},
+      {"numeric, even rows", numeric_rows(kRows, 0)},
+      // The first chunk's short rows suggest ~9 times the rows the file has.
+      {"numeric, short rows first", numeric_rows(kRows, 3000)},
+  };
+  int n = 0;
+  for (const Case& c : cases) {
+    SCOPED_TRACE(c.name);
+    const std::string table = "first" + std::to_string(n++);
+    CommitStats stats = Commit(table + ".csv", c.csv);
+    EXPECT_EQ(stats.chunks_parsed, stats.chunks);
+    ASSERT_GT(stats.chunks, 10u);
+    table::ReadOptions read;
+    read.file_name = table + ".csv";
+    auto inferring = table::RowReader::Open(table::Format::kCsv, c.csv, read);
+    ASSERT_TRUE(inferring.ok()) << inferring.status().ToString();
+    table::SchemaInferrer inferrer(table::Format::kCsv);
+    while (true) {
+      Result<bool> more = (*inferring)->Next();
+      ASSERT_TRUE(more.ok()) << more.status().ToString();
+      if (!*more) break;
+      inferrer.Observe(**inferring);
+    }
+    ProfileBuilder whole(inferrer.Finish(), options_.profile);
+    auto reader = table::RowReader::Open(table::Format::kCsv, c.csv, read);
+    ASSERT_TRUE(reader.ok());
+    while (true) {
+      Result<bool> more = (*reader)->Next();
+      ASSERT_TRUE(more.ok()) << more.status().ToString();
+      if (!*more) break;
+      whole.Add(**reader);
+    }
+    EXPECT_EQ(Profile(table), whole.Finish());
+    auto fsck = repository_->Fsck(nullptr);
+    ASSERT_TRUE(fsck.ok()) << fsck.status().ToString();
+    EXPECT_TRUE(fsck->problems.empty()) << fsck->ToJson().dump(2);
+  }
 }
 
 // However the caller splits the file into Append calls, the chunks are the same.

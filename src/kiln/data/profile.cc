@@ -376,7 +376,9 @@ void SortTotalOrder(std::vector<double>& values) {
 //
 // A part saved with a key limit L (Serialize) keeps only the candidates with keys below L; a
 // column that lost a candidate that way records L (saved_limits_), and its merged sample is
-// exact only if it has sample_size candidates with keys below the smallest L recorded.
+// exact only if it has sample_size candidates with keys below the smallest L recorded. A part
+// limited from the start (LimitKeys) never keeps rows at or above its limit: what it saves with
+// a limit at most that one is what the unlimited part saves.
 class RowSample {
  public:
   static constexpr uint64_t kUnlimited = std::numeric_limits<uint64_t>::max();
@@ -397,7 +399,7 @@ class RowSample {
   // The rows a part saved with `key_limit` keeps, and (in *saved_limits) the saved limits it
   // records. kUnlimited keeps every candidate.
   std::vector<size_t> KeptRows(uint64_t key_limit, std::vector<uint64_t>* saved_limits) const {
-    *saved_limits = saved_limits_;
+    *saved_limits = SavedLimits(key_limit);
     std::vector<size_t> kept;
     for (size_t row = 0; row < keys_.size(); ++row) {
       const uint64_t key = keys_[row];
@@ -426,8 +428,41 @@ class RowSample {
     if (keys_.size() >= next_compaction_) Compact();
   }
 
-  // True once a compaction set limits (candidates were pruned).
+  // True once a compaction or a key limit set limits (candidates were pruned).
   bool Compacted() const { return largest_limit_ != kUnlimited; }
+
+  // Keeps only candidates with keys below `limit` from now on (LimitSample); the sample must be
+  // empty. A row at or above it is dropped (NoteDropped), and the columns it has a value in count
+  // as saved with that limit: SavedLimits() folds them in as KeptRows records what it drops.
+  void LimitKeys(uint64_t limit) {
+    assert(keys_.empty() && limit > 0);
+    key_limit_ = limit;
+    for (uint64_t& column_limit : limits_) column_limit = std::min(column_limit, limit - 1);
+    largest_limit_ = *std::max_element(limits_.begin(), limits_.end());
+    dropped_.assign(width_, 0);
+    undropped_ = width_;
+  }
+  // True if a row with this key is above the key limit (then NoteDropped it).
+  bool AboveKeyLimit(uint64_t key) const { return key >= key_limit_; }
+  void NoteDropped(const double* values) {
+    if (undropped_ == 0) return;  // every column lost a row already: the usual case
+    for (size_t c = 0; c < width_; ++c) {
+      if (!dropped_[c] && !std::isnan(values[c])) {
+        dropped_[c] = 1;
+        --undropped_;
+      }
+    }
+  }
+  // The saved limits of a part saved with `limit`: saved_limits_, and `limit` (or the key limit,
+  // if lower) for the columns that lost a row to the key limit, as a part that kept those rows
+  // and dropped them on saving records.
+  std::vector<uint64_t> SavedLimits(uint64_t limit = kUnlimited) const {
+    std::vector<uint64_t> saved = saved_limits_;
+    for (size_t c = 0; c < dropped_.size(); ++c) {
+      if (dropped_[c]) saved[c] = std::min({saved[c], limit, key_limit_});
+    }
+    return saved;
+  }
   // Removes the candidate with this key; false if there is none.
   bool RemoveKey(uint64_t key) {
     auto it = std::find(keys_.begin(), keys_.end(), key);
@@ -448,8 +483,9 @@ class RowSample {
 
   // True if every column's sample is what a sample that dropped nothing would hold.
   bool Exact() const {
+    const std::vector<uint64_t> saved = SavedLimits();
     for (size_t c = 0; c < width_; ++c) {
-      const uint64_t limit = saved_limits_[c];
+      const uint64_t limit = saved[c];
       if (limit == kUnlimited || capacity_ == 0) continue;
       size_t below = 0;  // candidates with a value and a key below the limit
       for (size_t row = 0; row < keys_.size() && below < capacity_; ++row) {
@@ -479,8 +515,9 @@ class RowSample {
   }
 
   void Merge(RowSample&& other) {
+    const std::vector<uint64_t> other_saved = other.SavedLimits();
     for (size_t c = 0; c < width_; ++c) {
-      saved_limits_[c] = std::min(saved_limits_[c], other.saved_limits_[c]);
+      saved_limits_[c] = std::min(saved_limits_[c], other_saved[c]);
     }
     if (keys_.empty() && largest_limit_ == kUnlimited) {
       std::swap(keys_, other.keys_);
@@ -496,7 +533,11 @@ class RowSample {
       for (size_t row = 0; row < other.keys_.size(); ++row) {
         const uint64_t key = other.keys_[row];
         const double* values = &other.values_[row * width_];
-        if (MayNeed(key) && Needed(key, values)) Append(key, values);
+        if (MayNeed(key)) {
+          if (Needed(key, values)) Append(key, values);
+        } else if (AboveKeyLimit(key)) {
+          NoteDropped(values);
+        }
       }
       return;
     }
@@ -604,6 +645,9 @@ class RowSample {
   std::vector<uint64_t> saved_limits_;  // per column: the smallest key limit that dropped any
   uint64_t largest_limit_ = kUnlimited;
   size_t next_compaction_;
+  uint64_t key_limit_ = kUnlimited;  // LimitKeys: rows with keys at or above it are dropped
+  std::vector<uint8_t> dropped_;     // LimitKeys: per column, a row with a value was dropped
+  size_t undropped_ = 0;             // LimitKeys: columns with no row dropped yet
 };
 
 struct NumericStats {
@@ -912,8 +956,11 @@ struct ProfileBuilder::State {
   }
   void AddSampleRow(int64_t line) {
     const uint64_t key = Mix(static_cast<uint64_t>(line) ^ seed_mix);
-    if (!row_values.empty() && sample->MayNeed(key) && sample->Needed(key, row_values.data())) {
-      sample->Append(key, row_values.data());
+    if (row_values.empty()) return;
+    if (sample->MayNeed(key)) {
+      if (sample->Needed(key, row_values.data())) sample->Append(key, row_values.data());
+    } else if (sample->AboveKeyLimit(key)) {
+      sample->NoteDropped(row_values.data());
     }
   }
 };
@@ -1947,6 +1994,13 @@ Result<ProfileBuilder> ProfileBuilder::Deserialize(const table::Schema& schema,
   state.sample->Restore(std::move(keys), std::move(values), std::move(saved_limits));
   state.restored_key_limit = key_limit;
   return builder;
+}
+
+void ProfileBuilder::LimitSample(uint64_t key_limit) {
+  State& state = *state_;
+  assert(state.rows == 0);
+  if (key_limit == RowSample::kUnlimited || key_limit == 0) return;
+  state.sample->LimitKeys(key_limit);
 }
 
 bool ProfileBuilder::SampleExact() const { return state_->sample->Exact(); }

@@ -90,6 +90,12 @@ class ProfileBuilder {
   // builder that was not restored. Serialize an edited builder with it: only candidates below it
   // are known, and then the saved state is exactly what the edited rows profiled afresh give.
   uint64_t RestoredKeyLimit() const;
+  // Keeps only sample candidates with keys below `key_limit` from the start, instead of every
+  // row's values, and records the columns that lost one as a part saved with that limit does:
+  // for a part of a large table, with a limit at or above the one it is saved with (Serialize
+  // saves the same then). A builder it is merged into holds only those candidates, so check
+  // SampleExact() there (else profile without a limit). Call before adding rows.
+  void LimitSample(uint64_t key_limit);
   // Folds `other` (rows that come after this builder's) into this one.
   void Merge(ProfileBuilder&& other);
   Json Finish() const;

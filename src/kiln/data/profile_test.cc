@@ -861,6 +861,84 @@ TEST(ProfileSavedStateTest, TooSmallKeyLimitMakesTheSampleInexact) {
   }
 }
 
+// LimitSample: a part that keeps only candidates below a limit from the start saves exactly what
+// the unlimited part saves with a limit at most that one, and merged parts give the unlimited
+// profile when SampleExact() says so.
+TEST(ProfileSavedStateTest, PartsLimitedFromTheStartSaveAndMergeAsUnlimitedOnes) {
+  for (const TableCase& test : TableCases()) {
+    MemoryLoader loader;
+    TableVersion version = MakeVersion(test.csv, test.schema, test.chunk_starts, loader);
+    ProfileOptions options;
+    options.sample_size = test.sample_size;
+    const uint64_t key_limit = ProfileBuilder::KeyLimitFor(version.rows, options);
+    std::vector<ProfileBuilder> unlimited = ChunkBuilders(version, loader, options, AddCheckedOk);
+    std::vector<std::string> saved;
+    for (const ProfileBuilder& part : unlimited) saved.push_back(part.Serialize(key_limit));
+    const std::string expected = MergeInOrder(std::move(unlimited)).Finish().dump();
+    struct LimitCase {
+      std::string name;
+      uint64_t limit;
+    };
+    const std::vector<LimitCase> limits = {
+        {"the saving limit", key_limit},
+        {"four times looser", ProfileBuilder::KeyLimitFor(version.rows, options, 5)},
+        {"unlimited", std::numeric_limits<uint64_t>::max()},
+    };
+    for (const LimitCase& limit : limits) {
+      const std::string label = test.name + ", " + limit.name;
+      for (bool checked : {true, false}) {
+        std::vector<ProfileBuilder> parts;
+        for (size_t i = 0; i < version.chunks.size(); ++i) {
+          parts.emplace_back(version.schema, options);
+          parts.back().LimitSample(limit.limit);
+          Result<std::string> bytes = loader.Load(version.chunks[i].id);
+          ASSERT_TRUE(bytes.ok());
+          auto reader = table::RowReader::Open(*version.format, *bytes, ChunkReadOptions(version, i));
+          ASSERT_TRUE(reader.ok()) << reader.status().ToString();
+          while (true) {
+            Result<bool> more = (*reader)->Next();
+            ASSERT_TRUE(more.ok()) << more.status().ToString();
+            if (!*more) break;
+            if (checked) {
+              AddCheckedOk(parts.back(), **reader);
+            } else {
+              parts.back().Add(**reader);
+            }
+          }
+          EXPECT_EQ(parts.back().Serialize(key_limit), saved[i]) << label << ", chunk " << i;
+        }
+        ProfileBuilder merged = MergeInOrder(std::move(parts));
+        EXPECT_TRUE(merged.SampleExact()) << label;
+        EXPECT_EQ(merged.Finish().dump(), expected) << label;
+      }
+    }
+    // A limit far below what the table needs: the merged sample says it is not exact.
+    std::vector<ProfileBuilder> tight;
+    const uint64_t tight_limit = ProfileBuilder::KeyLimitFor(version.rows, options, 0.25);
+    for (size_t i = 0; i < version.chunks.size(); ++i) {
+      tight.emplace_back(version.schema, options);
+      tight.back().LimitSample(tight_limit);
+      Result<std::string> bytes = loader.Load(version.chunks[i].id);
+      ASSERT_TRUE(bytes.ok());
+      auto reader = table::RowReader::Open(*version.format, *bytes, ChunkReadOptions(version, i));
+      ASSERT_TRUE(reader.ok());
+      while (true) {
+        Result<bool> more = (*reader)->Next();
+        ASSERT_TRUE(more.ok());
+        if (!*more) break;
+        tight.back().Add(**reader);
+      }
+    }
+    ProfileBuilder merged = MergeInOrder(std::move(tight));
+    // Exact only when every numeric column has at most sample_size values (all of them kept).
+    EXPECT_EQ(merged.SampleExact(), merged.Finish().dump() == expected) << test.name;
+    if (tight_limit != std::numeric_limits<uint64_t>::max() &&
+        version.rows > 2 * static_cast<uint64_t>(test.sample_size)) {
+      EXPECT_FALSE(merged.SampleExact()) << test.name;
+    }
+  }
+}
+
 TEST(ProfileSavedStateTest, KeyLimitKeepsAboutMarginTimesSampleSizeCandidates) {
   ProfileOptions options;  // sample_size 100000
   const uint64_t kMax = std::numeric_limits<uint64_t>::max();
