@@ -65,13 +65,16 @@ Json ProfileAll(const TableVersion& version, MemoryLoader& loader, ProfileOption
   return builder.Finish();
 }
 
-// Calls `add` on every row of every chunk with that chunk's builder; returns the builders.
+// Calls `add` on every row of every chunk with that chunk's builder (limited to sample keys
+// below `key_limit`: ProfileBuilder::LimitSample); returns the builders.
 std::vector<ProfileBuilder> ChunkBuilders(
     const TableVersion& version, MemoryLoader& loader, ProfileOptions options,
-    const std::function<void(ProfileBuilder&, const table::RowReader&)>& add) {
+    const std::function<void(ProfileBuilder&, const table::RowReader&)>& add,
+    uint64_t key_limit = std::numeric_limits<uint64_t>::max()) {
   std::vector<ProfileBuilder> builders;
   for (size_t i = 0; i < version.chunks.size(); ++i) {
     builders.emplace_back(version.schema, options);
+    builders.back().LimitSample(key_limit);
     Result<std::string> bytes = loader.Load(version.chunks[i].id);
     EXPECT_TRUE(bytes.ok());
     auto reader = table::RowReader::Open(*version.format, *bytes, ChunkReadOptions(version, i));
@@ -884,28 +887,16 @@ TEST(ProfileSavedStateTest, PartsLimitedFromTheStartSaveAndMergeAsUnlimitedOnes)
         {"four times looser", ProfileBuilder::KeyLimitFor(version.rows, options, 5)},
         {"unlimited", std::numeric_limits<uint64_t>::max()},
     };
+    const auto add = [](ProfileBuilder& builder, const table::RowReader& row) {
+      builder.Add(row);
+    };
     for (const LimitCase& limit : limits) {
-      const std::string label = test.name + ", " + limit.name;
       for (bool checked : {true, false}) {
-        std::vector<ProfileBuilder> parts;
-        for (size_t i = 0; i < version.chunks.size(); ++i) {
-          parts.emplace_back(version.schema, options);
-          parts.back().LimitSample(limit.limit);
-          Result<std::string> bytes = loader.Load(version.chunks[i].id);
-          ASSERT_TRUE(bytes.ok());
-          auto reader = table::RowReader::Open(*version.format, *bytes, ChunkReadOptions(version, i));
-          ASSERT_TRUE(reader.ok()) << reader.status().ToString();
-          while (true) {
-            Result<bool> more = (*reader)->Next();
-            ASSERT_TRUE(more.ok()) << more.status().ToString();
-            if (!*more) break;
-            if (checked) {
-              AddCheckedOk(parts.back(), **reader);
-            } else {
-              parts.back().Add(**reader);
-            }
-          }
-          EXPECT_EQ(parts.back().Serialize(key_limit), saved[i]) << label << ", chunk " << i;
+        const std::string label = test.name + ", " + limit.name + (checked ? ", checked" : "");
+        std::vector<ProfileBuilder> parts = ChunkBuilders(
+            version, loader, options, checked ? AddCheckedOk : add, limit.limit);
+        for (size_t i = 0; i < parts.size(); ++i) {
+          EXPECT_EQ(parts[i].Serialize(key_limit), saved[i]) << label << ", chunk " << i;
         }
         ProfileBuilder merged = MergeInOrder(std::move(parts));
         EXPECT_TRUE(merged.SampleExact()) << label;
@@ -913,22 +904,8 @@ TEST(ProfileSavedStateTest, PartsLimitedFromTheStartSaveAndMergeAsUnlimitedOnes)
       }
     }
     // A limit far below what the table needs: the merged sample says it is not exact.
-    std::vector<ProfileBuilder> tight;
     const uint64_t tight_limit = ProfileBuilder::KeyLimitFor(version.rows, options, 0.25);
-    for (size_t i = 0; i < version.chunks.size(); ++i) {
-      tight.emplace_back(version.schema, options);
-      tight.back().LimitSample(tight_limit);
-      Result<std::string> bytes = loader.Load(version.chunks[i].id);
-      ASSERT_TRUE(bytes.ok());
-      auto reader = table::RowReader::Open(*version.format, *bytes, ChunkReadOptions(version, i));
-      ASSERT_TRUE(reader.ok());
-      while (true) {
-        Result<bool> more = (*reader)->Next();
-        ASSERT_TRUE(more.ok());
-        if (!*more) break;
-        tight.back().Add(**reader);
-      }
-    }
+    std::vector<ProfileBuilder> tight = ChunkBuilders(version, loader, options, add, tight_limit);
     ProfileBuilder merged = MergeInOrder(std::move(tight));
     // Exact only when every numeric column has at most sample_size values (all of them kept).
     EXPECT_EQ(merged.SampleExact(), merged.Finish().dump() == expected) << test.name;
