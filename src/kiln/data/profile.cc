@@ -919,7 +919,6 @@ struct ProfileBuilder::State {
   std::vector<NumericStats*> numeric;
   std::vector<table::ShortDecimal> decimals;  // AddChecked: the row's short decimals, in order
   std::vector<size_t> decimal_columns;       // and their columns
-  std::vector<table::Cell> row_cells;         // AddNumericCsv: the current row's nulls
   // Deserialize: the key limit the state was saved with (candidates below it are all here).
   uint64_t restored_key_limit = RowSample::kUnlimited;
   // Remove: per sample column, the rows with a value that are not candidates (dropped by the
@@ -935,8 +934,8 @@ struct ProfileBuilder::State {
   // Returns the value (NaN when there is none for the sample).
   double AddNumeric(ColumnStats& column, std::string_view text);
   // Adds a row whose `width` cells (at most the schema's; the rest are nulls) were checked and
-  // parsed into cell_values: AddChecked's update of the stats and the sample, which
-  // AddNumericCsv shares so that both add a row alike.
+  // parsed into cell_values: AddChecked's update of the stats and the sample (AddNumericCsv
+  // updates its numeric cells with the same AddNumericValue as it parses them).
   void AddParsedRow(const table::Cell* cells, size_t width, int64_t line);
   // Parses column i's non-null text into cell_values[i], except that a short decimal is only
   // split into decimals[*pending] (++*pending): DividePending then runs the row's divisions as
@@ -1017,6 +1016,17 @@ bool SignDiffers(double a, double b) { return std::signbit(a) != std::signbit(b)
   return value;
 }
 
+// A non-null int64 or float64 cell into its column's bounds and sums (not its count); returns
+// the value for the sample (NaN when there is none).
+[[gnu::always_inline]] inline double AddNumericValue(NumericStats& stats, table::ColumnType type,
+                                                     const table::CellValue& value) {
+  if (type == table::ColumnType::kInt64) {
+    stats.int_min = std::min(stats.int_min, value.integer);
+    stats.int_max = std::max(stats.int_max, value.integer);
+  }
+  return AddNumber(stats, value.number);
+}
+
 [[gnu::always_inline]] inline void ProfileBuilder::State::AddParsedRow(const table::Cell* cells,
                                                                        size_t width, int64_t line) {
   const table::ColumnType* column_types = types.data();
@@ -1038,9 +1048,8 @@ bool SignDiffers(double a, double b) { return std::signbit(a) != std::signbit(b)
     const table::CellValue& value = cell_values[i];
     switch (column_types[i]) {
       case table::ColumnType::kInt64: {
-        stats->int_min = std::min(stats->int_min, value.integer);
-        stats->int_max = std::max(stats->int_max, value.integer);
-        sample_values[stats->sample_slot] = AddNumber(*stats, value.number);
+        sample_values[stats->sample_slot] =
+            AddNumericValue(*stats, table::ColumnType::kInt64, value);
         break;
       }
       case table::ColumnType::kFloat64: {
@@ -1050,7 +1059,8 @@ bool SignDiffers(double a, double b) { return std::signbit(a) != std::signbit(b)
           // min/max keep the first zero met; a fresh profile might meet this one first.
           stale_bounds[i] = 1;
         }
-        sample_values[stats->sample_slot] = AddNumber(*stats, value.number);
+        sample_values[stats->sample_slot] =
+            AddNumericValue(*stats, table::ColumnType::kFloat64, value);
         break;
       }
       case table::ColumnType::kBool:
@@ -1120,7 +1130,6 @@ ProfileBuilder::ProfileBuilder(table::Schema schema, ProfileOptions options)
     state_->numeric.push_back(column.numeric.get());
   }
   state_->decimals.resize(state_->columns.size());
-  state_->row_cells.assign(state_->columns.size(), table::Cell{});
   state_->decimal_columns.resize(state_->columns.size());
 }
 
@@ -1240,6 +1249,7 @@ inline const char* FieldEnd(const char* p, const char* end, uint64_t delimiters)
       return false;
     }
   }
+  if (state.edited) return false;  // only a fresh builder: AddChecked tracks edited bounds
   const char* p = bytes.data();
   const char* const end = p + bytes.size();
   int64_t line = first_line;
@@ -1264,11 +1274,12 @@ inline const char* FieldEnd(const char* p, const char* end, uint64_t delimiters)
     ++line;
   }
   const uint64_t delimiters = kEveryByte * static_cast<unsigned char>(delimiter);
-  table::Cell* cells = state.row_cells.data();
+  double* row = state.row_values.data();
+  NumericStats* const* numeric = state.numeric.data();
+  ColumnStats* column_stats = state.columns.data();
   uint64_t added = 0;
   while (p != end) {
     if (*p == '\n') return false;  // a blank line (a null row in a one-column table)
-    size_t pending = 0;
     for (size_t i = 0; i < columns; ++i) {
       const char* field_end = FieldEnd(p, end, delimiters);
       const bool last = i + 1 == columns;
@@ -1278,19 +1289,27 @@ inline const char* FieldEnd(const char* p, const char* end, uint64_t delimiters)
         return false;
       }
       const size_t size = static_cast<size_t>(field_end - p);
-      cells[i].is_null = size == 0;
-      if (size != 0) {
-        bool widened = false;
+      ColumnStats& column = column_stats[i];
+      NumericStats& stats = *numeric[i];
+      if (size == 0) {
+        ++column.nulls;
+        row[stats.sample_slot] = std::numeric_limits<double>::quiet_NaN();
+      } else {
+        if (size > kMaxNumberBytes) return false;
         // The number parses take only whole number text: never a quote or a '\r'.
-        if (size > kMaxNumberBytes ||
-            !state.ParseCell(i, std::string_view(p, size), &pending, &widened) || widened) {
+        bool widened = false;
+        table::CellValue cell;
+        if (!table::ParseNumericCell(types[i], std::string_view(p, size), &widened, &cell) ||
+            widened) {
           return false;
         }
+        ++column.count;
+        row[stats.sample_slot] = AddNumericValue(stats, types[i], cell);
       }
       p = field_end == end ? end : field_end + 1;
     }
-    state.DividePending(pending);
-    state.AddParsedRow(cells, columns, line);
+    ++state.rows;
+    state.AddSampleRow(line);
     ++line;
     ++added;
   }
