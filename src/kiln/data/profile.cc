@@ -437,8 +437,11 @@ class RowSample {
   void LimitKeys(uint64_t limit) {
     assert(keys_.empty() && limit > 0);
     key_limit_ = limit;
-    for (uint64_t& column_limit : limits_) column_limit = std::min(column_limit, limit - 1);
-    largest_limit_ = *std::max_element(limits_.begin(), limits_.end());
+    largest_limit_ = 0;
+    for (uint64_t& column_limit : limits_) {
+      column_limit = std::min(column_limit, limit - 1);
+      largest_limit_ = std::max(largest_limit_, column_limit);
+    }
     dropped_.assign(width_, 0);
     undropped_ = width_;
   }

@@ -868,7 +868,19 @@ TEST(ProfileSavedStateTest, TooSmallKeyLimitMakesTheSampleInexact) {
 // the unlimited part saves with a limit at most that one, and merged parts give the unlimited
 // profile when SampleExact() says so.
 TEST(ProfileSavedStateTest, PartsLimitedFromTheStartSaveAndMergeAsUnlimitedOnes) {
-  for (const TableCase& test : TableCases()) {
+  std::vector<TableCase> cases = TableCases();
+  // No numeric column: no sample at all (a limit must not touch one).
+  cases.push_back({"no numeric column", MixedCsv(3000),
+                   MakeSchema({{"id", ColumnType::kString},
+                               {"amount", ColumnType::kString},
+                               {"ratio", ColumnType::kString},
+                               {"city", ColumnType::kCategorical},
+                               {"name", ColumnType::kString},
+                               {"active", ColumnType::kBool},
+                               {"seen", ColumnType::kTimestamp}}),
+                   {1000, 2000},
+                   200});
+  for (const TableCase& test : cases) {
     MemoryLoader loader;
     TableVersion version = MakeVersion(test.csv, test.schema, test.chunk_starts, loader);
     ProfileOptions options;
@@ -907,9 +919,14 @@ TEST(ProfileSavedStateTest, PartsLimitedFromTheStartSaveAndMergeAsUnlimitedOnes)
     const uint64_t tight_limit = ProfileBuilder::KeyLimitFor(version.rows, options, 0.25);
     std::vector<ProfileBuilder> tight = ChunkBuilders(version, loader, options, add, tight_limit);
     ProfileBuilder merged = MergeInOrder(std::move(tight));
-    // Exact only when every numeric column has at most sample_size values (all of them kept).
+    // Exact only when every numeric column has at most sample_size values (all of them kept),
+    // or there is no numeric column.
     EXPECT_EQ(merged.SampleExact(), merged.Finish().dump() == expected) << test.name;
-    if (tight_limit != std::numeric_limits<uint64_t>::max() &&
+    const bool numeric = std::any_of(
+        version.schema.columns.begin(), version.schema.columns.end(), [](const auto& column) {
+          return column.type == ColumnType::kInt64 || column.type == ColumnType::kFloat64;
+        });
+    if (numeric && tight_limit != std::numeric_limits<uint64_t>::max() &&
         version.rows > 2 * static_cast<uint64_t>(test.sample_size)) {
       EXPECT_FALSE(merged.SampleExact()) << test.name;
     }
