@@ -668,8 +668,8 @@ Status Ingest::CollectReady(bool wait_all) {
     if (first_error_.ok() && !front->status.ok()) first_error_ = front->status;
     if (first_error_.ok()) {
       if (front->needs_reprofile) needs_reprofile_ = true;
-      // An edited chunk's profile, like a reused one, keeps sample candidates only below its
-      // key limit.
+      // An edited chunk's profile, like a reused one or one profiled with sample_limit_, keeps
+      // sample candidates only below a key limit.
       if (front->reused_profile || front->profiled_from_edits || front->limited_sample) {
         reused_profiles_ = true;
       }
