@@ -174,14 +174,15 @@ TEST_P(SavedChunkProfileTest, GcKeepsSavedChunkProfilesOfLiveVersionsAndFsckChec
 // only the sample candidates such a table needs (ProfileBuilder::LimitSample), so then too few
 // remain and the table is profiled again without a limit.
 TEST_P(SavedChunkProfileTest, FirstCommitsProfileEveryRowExactlyWhateverTheRowEstimate) {
-  auto numeric_rows = [](int count, int long_after) {
+  auto numeric_rows = [](int count, int long_after, bool sparse_c = false) {
     std::string out = "id,a,b,c\n";
     for (int i = 0; i < count; ++i) {
       const std::string v = i < long_after
                                 ? std::to_string(i % 10) + ".5"
                                 : "-1234567890123456" + std::to_string(1000 + i % 8999) + ".25" +
                                       std::string(18, '7');
-      out += std::to_string(i) + "," + v + "," + v + "," + v + "\n";
+      out += std::to_string(i) + "," + v + "," + v + "," + (sparse_c && i % 10 != 0 ? "" : v) +
+             "\n";
     }
     return out;
   };
@@ -194,6 +195,8 @@ TEST_P(SavedChunkProfileTest, FirstCommitsProfileEveryRowExactlyWhateverTheRowEs
       {"numeric, even rows", numeric_rows(kRows, 0)},
       // The first chunk's short rows suggest ~9 times the rows the file has.
       {"numeric, short rows first", numeric_rows(kRows, 3000)},
+      // A column with values in a tenth of the rows: chunks keep every candidate.
+      {"numeric, a sparse column", numeric_rows(kRows, 0, /*sparse_c=*/true)},
   };
   int n = 0;
   for (const Case& c : cases) {
