@@ -4,11 +4,14 @@
 // sample); the rest is the chunk's rows. Beyond "never crash, leak or trip UBSan": whenever the
 // fused parse takes a chunk, the reader's path must take it too (every row, no error, no
 // widening) and give the same rows, saved state (whole and under a key limit) and profile, byte
-// for byte.
+// for byte. And a part limited from the start (ProfileBuilder::LimitSample, a limit from the
+// chunk's line count) merged into a fresh builder must give that profile whenever the merge
+// says its sample is exact.
 //
 //   CC=clang CXX=clang++ cmake -S . -B build-fuzz -G Ninja -DKILN_FUZZ=ON -DKILN_TESTS=OFF
 //   ninja -C build-fuzz numeric_csv_fuzz
 //   build-fuzz/numeric_csv_fuzz fuzz/corpus/numeric_csv -max_total_time=60
+#include <algorithm>
 #include <cstddef>
 #include <cstdint>
 #include <limits>
@@ -66,6 +69,19 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   uint64_t fused_rows = 0;
   if (!fused_builder.AddNumericCsv(bytes, delimiter, first_line, header, &fused_rows)) return 0;
   const Profiled fused = Record(fused_builder, fused_rows, options);
+
+  // The same rows into a part limited from the start, for a table of about 1x or 8x its rows.
+  const uint64_t lines = static_cast<uint64_t>(std::count(bytes.begin(), bytes.end(), '\n')) + 1;
+  const uint64_t limit =
+      ProfileBuilder::KeyLimitFor((pick & 0x10) != 0 ? 8 * lines : lines, options, 5);
+  ProfileBuilder limited(schema, options);
+  limited.LimitSample(limit);
+  uint64_t limited_rows = 0;
+  REQUIRE(limited.AddNumericCsv(bytes, delimiter, first_line, header, &limited_rows));
+  REQUIRE(limited_rows == fused_rows);
+  ProfileBuilder merged(schema, options);
+  merged.Merge(std::move(limited));
+  if (merged.SampleExact()) REQUIRE(merged.Finish().dump() == fused.finished);
 
   kiln::table::ReadOptions read;
   read.file_name = "f.csv";
