@@ -94,7 +94,6 @@ struct Ingest::Chunk {
   std::optional<Digest> stats;       // the saved partial profile
   bool reused_profile = false;       // merged from the previous version's saved profile
   bool profiled_from_edits = false;  // the base's saved profile with the replaced rows redone
-  bool limited_sample = false;       // profiled here with Ingest::sample_limit_
   uint64_t key_limit = 0;  // the saved profile's key limit (Ingest::key_limit_ unless edited)
   std::string base_raw;    // the delta base's bytes, when ProfileEdits read them (Put reuses them)
 };
@@ -362,6 +361,8 @@ Status Ingest::InferSchema(std::string_view first_chunk) {
     if (dense) {
       sample_limit_ =
           ProfileBuilder::KeyLimitFor(expected_rows, options_->profile, /*margin=*/5);
+      // Every chunk parsed from now on keeps part of its candidates, as a reused one does.
+      if (sample_limit_ != std::numeric_limits<uint64_t>::max()) reused_profiles_ = true;
     }
   }
   return Status::Ok();
@@ -513,7 +514,6 @@ Status Ingest::ProfileChunk(Chunk& chunk) {
   KILN_ASSIGN_OR_RETURN(bool edited, ProfileEdits(chunk));
   if (edited) return Status::Ok();
   chunk.key_limit = key_limit_;
-  chunk.limited_sample = sample_limit_ != std::numeric_limits<uint64_t>::max();
   if (numeric_csv_) {
     // Straight from the bytes to the profile; anything the fused parse does not take (quotes,
     // \r, blank lines, bad or widening cells...) is parsed again below, which gives the errors.
@@ -686,11 +686,9 @@ Status Ingest::CollectReady(bool wait_all) {
     if (first_error_.ok() && !front->status.ok()) first_error_ = front->status;
     if (first_error_.ok()) {
       if (front->needs_reprofile) needs_reprofile_ = true;
-      // An edited chunk's profile, like a reused one or one profiled with sample_limit_, keeps
-      // sample candidates only below a key limit.
-      if (front->reused_profile || front->profiled_from_edits || front->limited_sample) {
-        reused_profiles_ = true;
-      }
+      // An edited chunk's profile, like a reused one, keeps sample candidates only below its
+      // key limit.
+      if (front->reused_profile || front->profiled_from_edits) reused_profiles_ = true;
       if (front->profile && !needs_reprofile_) profile_->Merge(std::move(*front->profile));
       chunks_.push_back(ChunkRef{front->id, front->bytes.size(), front->rows, front->first_line,
                                  front->anchor, front->stats});

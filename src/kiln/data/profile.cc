@@ -432,8 +432,8 @@ class RowSample {
   bool Compacted() const { return largest_limit_ != kUnlimited; }
 
   // Keeps only candidates with keys below `limit` from now on (LimitSample); the sample must be
-  // empty. A row at or above it is dropped (NoteDropped), and the columns it has a value in count
-  // as saved with that limit: SavedLimits() folds them in as KeptRows records what it drops.
+  // empty. A row at or above it is dropped (Offer), and the columns it has a value in count as
+  // saved with that limit: SavedLimits() folds them in as KeptRows records what it drops.
   void LimitKeys(uint64_t limit) {
     assert(keys_.empty() && limit > 0);
     key_limit_ = limit;
@@ -445,14 +445,17 @@ class RowSample {
     dropped_.assign(width_, 0);
     undropped_ = width_;
   }
-  // True if a row with this key is above the key limit (then NoteDropped it).
-  bool AboveKeyLimit(uint64_t key) const { return key >= key_limit_; }
-  void NoteDropped(const double* values) {
-    if (undropped_ == 0) return;  // every column lost a row already: the usual case
-    for (size_t c = 0; c < width_; ++c) {
-      if (!dropped_[c] && !std::isnan(values[c])) {
-        dropped_[c] = 1;
-        --undropped_;
+  // A row (its key and one value per column, NaN for none): a candidate if some column may need
+  // it, else dropped, and noted as such if the key limit dropped it.
+  void Offer(uint64_t key, const double* values) {
+    if (MayNeed(key)) {
+      if (Needed(key, values)) Append(key, values);
+    } else if (key >= key_limit_ && undropped_ != 0) {
+      for (size_t c = 0; c < width_; ++c) {
+        if (!dropped_[c] && !std::isnan(values[c])) {
+          dropped_[c] = 1;
+          --undropped_;
+        }
       }
     }
   }
@@ -536,11 +539,7 @@ class RowSample {
       for (size_t row = 0; row < other.keys_.size(); ++row) {
         const uint64_t key = other.keys_[row];
         const double* values = &other.values_[row * width_];
-        if (MayNeed(key)) {
-          if (Needed(key, values)) Append(key, values);
-        } else if (AboveKeyLimit(key)) {
-          NoteDropped(values);
-        }
+        Offer(key, values);
       }
       return;
     }
@@ -650,7 +649,8 @@ class RowSample {
   size_t next_compaction_;
   uint64_t key_limit_ = kUnlimited;  // LimitKeys: rows with keys at or above it are dropped
   std::vector<uint8_t> dropped_;     // LimitKeys: per column, a row with a value was dropped
-  size_t undropped_ = 0;             // LimitKeys: columns with no row dropped yet
+  size_t undropped_ = 0;             // LimitKeys: columns with no row dropped yet (0: none to
+                                     // note, also without a limit)
 };
 
 struct NumericStats {
@@ -936,34 +936,9 @@ struct ProfileBuilder::State {
 
   // Returns the value (NaN when there is none for the sample).
   double AddNumeric(ColumnStats& column, std::string_view text);
-  // Adds a row whose `width` cells (at most the schema's; the rest are nulls) were checked and
-  // parsed into cell_values: AddChecked's update of the stats and the sample (AddNumericCsv
-  // updates its numeric cells with the same AddNumericValue as it parses them).
-  void AddParsedRow(const table::Cell* cells, size_t width, int64_t line);
-  // Parses column i's non-null text into cell_values[i], except that a short decimal is only
-  // split into decimals[*pending] (++*pending): DividePending then runs the row's divisions as
-  // one loop of independent divisions. False if the text is not of the column's type.
-  bool ParseCell(size_t i, std::string_view text, size_t* pending, bool* widened) {
-    if (types[i] == table::ColumnType::kFloat64 &&
-        table::ParseShortDecimalParts(text, &decimals[*pending])) [[likely]] {
-      decimal_columns[(*pending)++] = i;
-      return true;
-    }
-    return table::ParseNumericCell(types[i], text, widened, &cell_values[i]);
-  }
-  void DividePending(size_t pending) {
-    for (size_t k = 0; k < pending; ++k) {
-      cell_values[decimal_columns[k]].number = table::ShortDecimalValue(decimals[k]);
-    }
-  }
   void AddSampleRow(int64_t line) {
-    const uint64_t key = Mix(static_cast<uint64_t>(line) ^ seed_mix);
     if (row_values.empty()) return;
-    if (sample->MayNeed(key)) {
-      if (sample->Needed(key, row_values.data())) sample->Append(key, row_values.data());
-    } else if (sample->AboveKeyLimit(key)) {
-      sample->NoteDropped(row_values.data());
-    }
+    sample->Offer(Mix(static_cast<uint64_t>(line) ^ seed_mix), row_values.data());
   }
 };
 
@@ -1020,7 +995,7 @@ bool SignDiffers(double a, double b) { return std::signbit(a) != std::signbit(b)
 }
 
 // A non-null int64 or float64 cell into its column's bounds and sums (not its count); returns
-// the value for the sample (NaN when there is none).
+// the value for the sample (NaN when there is none). AddChecked and AddNumericCsv both use it.
 [[gnu::always_inline]] inline double AddNumericValue(NumericStats& stats, table::ColumnType type,
                                                      const table::CellValue& value) {
   if (type == table::ColumnType::kInt64) {
@@ -1028,56 +1003,6 @@ bool SignDiffers(double a, double b) { return std::signbit(a) != std::signbit(b)
     stats.int_max = std::max(stats.int_max, value.integer);
   }
   return AddNumber(stats, value.number);
-}
-
-[[gnu::always_inline]] inline void ProfileBuilder::State::AddParsedRow(const table::Cell* cells,
-                                                                       size_t width, int64_t line) {
-  const table::ColumnType* column_types = types.data();
-  const size_t count = columns.size();
-  ++rows;
-  double* sample_values = row_values.data();
-  NumericStats* const* numeric_stats = numeric.data();
-  for (size_t i = 0; i < count; ++i) {
-    ColumnStats& column = columns[i];
-    NumericStats* stats = numeric_stats[i];
-    if (i >= width || cells[i].is_null) [[unlikely]] {
-      ++column.nulls;
-      if (stats != nullptr) {
-        sample_values[stats->sample_slot] = std::numeric_limits<double>::quiet_NaN();
-      }
-      continue;
-    }
-    ++column.count;
-    const table::CellValue& value = cell_values[i];
-    switch (column_types[i]) {
-      case table::ColumnType::kInt64: {
-        sample_values[stats->sample_slot] =
-            AddNumericValue(*stats, table::ColumnType::kInt64, value);
-        break;
-      }
-      case table::ColumnType::kFloat64: {
-        if (edited && value.number == 0 &&
-            (SignDiffers(value.number, stats->finite_min) ||
-             SignDiffers(value.number, stats->finite_max))) [[unlikely]] {
-          // min/max keep the first zero met; a fresh profile might meet this one first.
-          stale_bounds[i] = 1;
-        }
-        sample_values[stats->sample_slot] =
-            AddNumericValue(*stats, table::ColumnType::kFloat64, value);
-        break;
-      }
-      case table::ColumnType::kBool:
-        column.categories->Add(value.boolean ? "true" : "false");
-        break;
-      case table::ColumnType::kString: AddString(*column.categories, cells[i].text); break;
-      case table::ColumnType::kCategorical: column.categories->Add(cells[i].text); break;
-      case table::ColumnType::kTimestamp:
-        column.timestamps->min = std::min(column.timestamps->min, value.integer);
-        column.timestamps->max = std::max(column.timestamps->max, value.integer);
-        break;
-    }
-  }
-  AddSampleRow(line);
 }
 
 double ProfileBuilder::State::AddNumeric(ColumnStats& column, std::string_view text) {
@@ -1188,24 +1113,76 @@ Status ProfileBuilder::AddChecked(const table::RowReader& row, std::string_view 
                                   bool* widen) {
   State& state = *state_;
   const std::vector<table::Cell>& cells = row.cells();
-  const size_t width = std::min(cells.size(), state.columns.size());
-  // Check and parse every cell first: nothing of a bad row is added.
+  const size_t columns = state.columns.size();
+  const size_t width = std::min(cells.size(), columns);
+  const table::ColumnType* types = state.types.data();
+  table::CellValue* values = state.cell_values.data();
+  // Check and parse every cell first: nothing of a bad row is added. Short decimals are split
+  // into digits first and divided after, in a loop of independent divisions.
   bool widened = false;
+  table::ShortDecimal* decimals = state.decimals.data();
+  size_t* decimal_columns = state.decimal_columns.data();
   size_t pending = 0;
   for (size_t i = 0; i < width; ++i) {
     const table::Cell& cell = cells[i];
     if (cell.is_null) continue;
-    if (!state.ParseCell(i, cell.text, &pending, &widened)) [[unlikely]] {
+    if (types[i] == table::ColumnType::kFloat64 &&
+        table::ParseShortDecimalParts(cell.text, &decimals[pending])) [[likely]] {
+      decimal_columns[pending++] = i;
+      continue;
+    }
+    if (!table::ParseNumericCell(types[i], cell.text, &widened, &values[i])) [[unlikely]] {
       return table::CellMismatch(state.schema.columns[i], cell.text, file_name, row.line(),
                                  static_cast<int>(i) + 1);
     }
   }
-  state.DividePending(pending);
+  for (size_t k = 0; k < pending; ++k) {
+    values[decimal_columns[k]].number = table::ShortDecimalValue(decimals[k]);
+  }
   if (widened) [[unlikely]] {
     if (widen != nullptr) *widen = true;
     return Status::Ok();
   }
-  state.AddParsedRow(cells.data(), width, row.line());
+  ++state.rows;
+  double* row_values = state.row_values.data();
+  NumericStats* const* numeric = state.numeric.data();
+  for (size_t i = 0; i < columns; ++i) {
+    ColumnStats& column = state.columns[i];
+    NumericStats* stats = numeric[i];
+    if (i >= width || cells[i].is_null) [[unlikely]] {
+      ++column.nulls;
+      if (stats != nullptr) row_values[stats->sample_slot] = std::numeric_limits<double>::quiet_NaN();
+      continue;
+    }
+    ++column.count;
+    const table::CellValue& value = values[i];
+    switch (types[i]) {
+      case table::ColumnType::kInt64: {
+        row_values[stats->sample_slot] = AddNumericValue(*stats, types[i], value);
+        break;
+      }
+      case table::ColumnType::kFloat64: {
+        if (state.edited && value.number == 0 &&
+            (SignDiffers(value.number, stats->finite_min) ||
+             SignDiffers(value.number, stats->finite_max))) [[unlikely]] {
+          // min/max keep the first zero met; a fresh profile might meet this one first.
+          state.stale_bounds[i] = 1;
+        }
+        row_values[stats->sample_slot] = AddNumericValue(*stats, types[i], value);
+        break;
+      }
+      case table::ColumnType::kBool:
+        column.categories->Add(value.boolean ? "true" : "false");
+        break;
+      case table::ColumnType::kString: AddString(*column.categories, cells[i].text); break;
+      case table::ColumnType::kCategorical: column.categories->Add(cells[i].text); break;
+      case table::ColumnType::kTimestamp:
+        column.timestamps->min = std::min(column.timestamps->min, value.integer);
+        column.timestamps->max = std::max(column.timestamps->max, value.integer);
+        break;
+    }
+  }
+  state.AddSampleRow(row.line());
   return Status::Ok();
 }
 
