@@ -4,9 +4,10 @@
 // sample); the rest is the chunk's rows. Beyond "never crash, leak or trip UBSan": whenever the
 // fused parse takes a chunk, the reader's path must take it too (every row, no error, no
 // widening) and give the same rows, saved state (whole and under a key limit) and profile, byte
-// for byte. And a part limited from the start (ProfileBuilder::LimitSample, a limit from the
-// chunk's line count) merged into a fresh builder must give that profile whenever the merge
-// says its sample is exact.
+// for byte. And a part limited from the start (ProfileBuilder::LimitSample, limits per column
+// from the chunk's line count times 1, 2, 4 or 8), merged into a fresh builder as it is or saved
+// with tighter limits and restored, must give that profile whenever the merge says its sample is
+// exact; saved, it must be the unlimited part's bytes (unless it is long enough to compact).
 //
 //   CC=clang CXX=clang++ cmake -S . -B build-fuzz -G Ninja -DKILN_FUZZ=ON -DKILN_TESTS=OFF
 //   ninja -C build-fuzz numeric_csv_fuzz
@@ -17,6 +18,7 @@
 #include <limits>
 #include <string>
 #include <string_view>
+#include <vector>
 
 #include "fuzz_check.h"
 #include "kiln/data/profile.h"
@@ -24,6 +26,7 @@
 
 namespace {
 
+using kiln::data::KeyLimits;
 using kiln::data::ProfileBuilder;
 using kiln::data::ProfileOptions;
 using kiln::table::ColumnType;
@@ -70,15 +73,27 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   if (!fused_builder.AddNumericCsv(bytes, delimiter, first_line, header, &fused_rows)) return 0;
   const Profiled fused = Record(fused_builder, fused_rows, options);
 
-  // The same rows into a part limited from the start, for a table of about 1x or 8x its rows.
+  // The same rows into a part limited from the start, for a table whose columns hold 1, 2, 4 or
+  // 8 times the chunk's lines in values.
   const uint64_t lines = static_cast<uint64_t>(std::count(bytes.begin(), bytes.end(), '\n')) + 1;
-  const uint64_t limit =
-      ProfileBuilder::KeyLimitFor((pick & 0x10) != 0 ? 8 * lines : lines, options, 5);
+  std::vector<uint64_t> sampling(columns), saving(columns);
+  for (size_t c = 0; c < columns; ++c) {
+    const uint64_t values = lines << ((c + (pick >> 4)) % 4);
+    sampling[c] = ProfileBuilder::KeyLimitFor(values, options, 5);
+    saving[c] = ProfileBuilder::KeyLimitFor(values, options, 1.25);
+  }
   ProfileBuilder limited(schema, options);
-  limited.LimitSample(limit);
+  limited.LimitSample(KeyLimits(sampling));
   uint64_t limited_rows = 0;
   REQUIRE(limited.AddNumericCsv(bytes, delimiter, first_line, header, &limited_rows));
   REQUIRE(limited_rows == fused_rows);
+  const std::string saved = limited.Serialize(KeyLimits(saving));
+  if (lines < 1024) REQUIRE(saved == fused_builder.Serialize(KeyLimits(saving)));
+  auto restored = ProfileBuilder::Deserialize(schema, options, saved);
+  REQUIRE(restored.ok());
+  ProfileBuilder merged_saved(schema, options);
+  merged_saved.Merge(std::move(*restored));
+  if (merged_saved.SampleExact()) REQUIRE(merged_saved.Finish().dump() == fused.finished);
   ProfileBuilder merged(schema, options);
   merged.Merge(std::move(limited));
   if (merged.SampleExact()) REQUIRE(merged.Finish().dump() == fused.finished);

@@ -1,6 +1,7 @@
 #include "kiln/data/ingest.h"
 
 #include <algorithm>
+#include <cmath>
 #include <cstring>
 #include <limits>
 #include <utility>
@@ -94,8 +95,9 @@ struct Ingest::Chunk {
   std::optional<Digest> stats;       // the saved partial profile
   bool reused_profile = false;       // merged from the previous version's saved profile
   bool profiled_from_edits = false;  // the base's saved profile with the replaced rows redone
-  uint64_t key_limit = 0;  // the saved profile's key limit (Ingest::key_limit_ unless edited)
-  std::string base_raw;    // the delta base's bytes, when ProfileEdits read them (Put reuses them)
+  // The saved profile's key limits (Ingest::key_limits_ unless edited; none: not saved).
+  std::optional<KeyLimits> key_limits;
+  std::string base_raw;  // the delta base's bytes, when ProfileEdits read them (Put reuses them)
 };
 
 namespace {
@@ -347,23 +349,32 @@ Status Ingest::InferSchema(std::string_view first_chunk) {
                                           static_cast<double>(first_rows));
   }
   if (expected_rows > 0) {
-    key_limit_ = ProfileBuilder::KeyLimitFor(expected_rows, options_->profile);
-    // Chunks keep four times the candidates saving keeps, which leaves the sample exact down to
-    // a quarter of the expected rows, for columns with values in most rows. A sparse numeric
-    // column (fewer than sample_size values in all, or a fifth of the rows) would lose values
-    // that no other part keeps, and the table would be profiled twice: its chunks keep all.
-    bool dense = *target_.format != table::Format::kJsonl;
-    for (size_t i = 0; i < schema_.columns.size() && dense; ++i) {
+    // Per numeric column, limits for the values it is expected to hold: the expected rows times
+    // the share of the first chunk's rows it has a value in. Saving keeps 1.25 times the sample
+    // for a column with values in most rows, twice for a sparser one (its share is less sure).
+    // Chunks profiled here keep four times what saving keeps, which leaves the sample exact down
+    // to a quarter of the expected values (JSONL chunks keep all).
+    std::vector<uint64_t> saving(schema_.columns.size(), KeyLimits::kNone);
+    std::vector<uint64_t> sampling(schema_.columns.size(), KeyLimits::kNone);
+    for (size_t i = 0; i < schema_.columns.size(); ++i) {
       const table::ColumnType type = schema_.columns[i].type;
       if (type != table::ColumnType::kInt64 && type != table::ColumnType::kFloat64) continue;
-      dense = i < filled.size() && 2 * filled[i] >= observed;
-    }
-    if (dense) {
-      sample_limit_ =
-          ProfileBuilder::KeyLimitFor(expected_rows, options_->profile, /*margin=*/5);
+      const double share =
+          observed == 0 ? 1.0
+                        : static_cast<double>(i < filled.size() ? filled[i] : 0) /
+                              static_cast<double>(observed);
+      const uint64_t values =
+          static_cast<uint64_t>(std::llround(static_cast<double>(expected_rows) * share));
+      const double margin = share >= 0.9 ? 1.25 : 2;
+      saving[i] = ProfileBuilder::KeyLimitFor(values, options_->profile, margin);
+      if (*target_.format != table::Format::kJsonl) {
+        sampling[i] = ProfileBuilder::KeyLimitFor(values, options_->profile, 4 * margin);
+      }
       // Every chunk parsed from now on keeps part of its candidates, as a reused one does.
-      if (sample_limit_ != std::numeric_limits<uint64_t>::max()) reused_profiles_ = true;
+      if (sampling[i] != KeyLimits::kNone) reused_profiles_ = true;
     }
+    key_limits_ = KeyLimits(std::move(saving));
+    sample_limits_ = KeyLimits(std::move(sampling));
   }
   return Status::Ok();
 }
@@ -513,12 +524,12 @@ Status Ingest::ProfileChunk(Chunk& chunk) {
   }
   KILN_ASSIGN_OR_RETURN(bool edited, ProfileEdits(chunk));
   if (edited) return Status::Ok();
-  chunk.key_limit = key_limit_;
+  chunk.key_limits = key_limits_;
   if (numeric_csv_) {
     // Straight from the bytes to the profile; anything the fused parse does not take (quotes,
     // \r, blank lines, bad or widening cells...) is parsed again below, which gives the errors.
     chunk.profile = std::make_unique<ProfileBuilder>(schema_, options_->profile);
-    chunk.profile->LimitSample(sample_limit_);
+    chunk.profile->LimitSample(sample_limits_);
     uint64_t rows = 0;
     if (chunk.profile->AddNumericCsv(chunk.bytes,
                                      *target_.format == table::Format::kTsv ? '\t' : ',',
@@ -537,7 +548,7 @@ Status Ingest::ProfileChunk(Chunk& chunk) {
   KILN_ASSIGN_OR_RETURN(std::unique_ptr<table::RowReader> reader,
                         table::RowReader::Open(*target_.format, chunk.bytes, read));
   chunk.profile = std::make_unique<ProfileBuilder>(schema_, options_->profile);
-  chunk.profile->LimitSample(sample_limit_);
+  chunk.profile->LimitSample(sample_limits_);
   const size_t width = schema_.columns.size();
   while (true) {
     KILN_ASSIGN_OR_RETURN(bool more, reader->Next());
@@ -568,7 +579,7 @@ Status Ingest::ProfileChunk(Chunk& chunk) {
 // chunk's first bad row, and its error reads as the full parse's (the reader is told the line).
 // Whatever ProfileBuilder::Remove or the key limit cannot keep exact falls back to parsing.
 Result<bool> Ingest::ProfileEdits(Chunk& chunk) {
-  if (!edits_profilable_ || !chunk.base || key_limit_ == 0) return false;
+  if (!edits_profilable_ || !chunk.base || !key_limits_) return false;
   auto found = previous_by_id_.find(chunk.base->Hex());
   if (found == previous_by_id_.end()) return false;
   const ChunkRef& previous = *found->second;
@@ -612,14 +623,17 @@ Result<bool> Ingest::ProfileEdits(Chunk& chunk) {
   if (!saved.ok()) return false;
   Result<ProfileBuilder> restored = ProfileBuilder::Deserialize(schema_, options_->profile, *saved);
   if (!restored.ok()) return false;
-  // The edited chunk's profile is saved with the base's key limit (only candidates below it are
+  // The edited chunk's profile is saved with the base's key limits (only values below them are
   // known); keep to limits near this version's, as chunks profiled afresh would.
-  const uint64_t limit = restored->RestoredKeyLimit();
-  const bool unlimited = limit == std::numeric_limits<uint64_t>::max();
-  const bool want_unlimited = key_limit_ == std::numeric_limits<uint64_t>::max();
-  if (unlimited != want_unlimited ||
-      (!unlimited && (limit < key_limit_ - key_limit_ / 10 || limit / 2 > key_limit_))) {
-    return false;
+  const KeyLimits limits = restored->RestoredKeyLimits();
+  for (size_t i = 0; i < schema_.columns.size(); ++i) {
+    const uint64_t limit = limits[i];
+    const uint64_t wanted = (*key_limits_)[i];
+    const bool unlimited = limit == KeyLimits::kNone;
+    if (unlimited != (wanted == KeyLimits::kNone) ||
+        (!unlimited && (limit < wanted - wanted / 10 || limit / 2 > wanted))) {
+      return false;
+    }
   }
   auto profile = std::make_unique<ProfileBuilder>(std::move(*restored));
   table::ReadOptions read;
@@ -653,14 +667,14 @@ Result<bool> Ingest::ProfileEdits(Chunk& chunk) {
   if (!profile->EditsExact()) return false;
   chunk.profile = std::move(profile);
   chunk.rows = previous.rows;
-  chunk.key_limit = limit;
+  chunk.key_limits = limits;
   chunk.profiled_from_edits = true;
   return true;
 }
 
 Status Ingest::SaveChunkProfile(Chunk& chunk) {
-  if (chunk.key_limit == 0 || chunk.needs_reprofile || !chunk.profile) return Status::Ok();
-  std::string saved = chunk.profile->Serialize(chunk.key_limit);
+  if (!chunk.key_limits || chunk.needs_reprofile || !chunk.profile) return Status::Ok();
+  std::string saved = chunk.profile->Serialize(*chunk.key_limits);
   if (!WorthSaving(saved.size(), chunk.bytes.size())) return Status::Ok();
   std::optional<Digest> base;
   if (chunk.base) {
@@ -784,8 +798,8 @@ Status Ingest::ProfileAllChunks(TableVersion& version) {
     }
     // Saved again for this schema and this table size, so the next version can merge them.
     chunk.stats.reset();
-    if (key_limit_ != 0) {
-      std::string saved = part.Serialize(key_limit_);
+    if (key_limits_) {
+      std::string saved = part.Serialize(*key_limits_);
       if (WorthSaving(saved.size(), bytes.size())) {
         KILN_ASSIGN_OR_RETURN(chunk.stats, PutMetadataObject(*objects_, *index_, saved,
                                                              std::nullopt,

@@ -25,6 +25,7 @@
 #include "kiln/core/hash.h"
 #include "kiln/core/status.h"
 #include "kiln/core/thread_pool.h"
+#include "kiln/data/profile.h"
 #include "kiln/data/repository.h"
 #include "kiln/data/table_version.h"
 #include "kiln/objects/object_store.h"
@@ -140,12 +141,13 @@ class Ingest {
   int64_t drift_ = 0;  // new offset minus previous offset at the last anchored match
   // The previous version's chunks that have a saved profile, by id (read by workers).
   std::unordered_map<std::string, const ChunkRef*> previous_by_id_;
-  // Chunk profiles are saved with sample candidates below this key (0: not saved).
-  uint64_t key_limit_ = 0;
-  // Chunks profiled here keep sample candidates below this key only (ProfileBuilder::
-  // LimitSample): a looser limit than key_limit_, so that the table's sample is exact unless
-  // the table has far fewer rows than expected.
-  uint64_t sample_limit_ = std::numeric_limits<uint64_t>::max();
+  // Chunk profiles are saved with the sample values below these keys, per column (none: not
+  // saved).
+  std::optional<KeyLimits> key_limits_;
+  // Chunks profiled here keep the sample values below these keys only (ProfileBuilder::
+  // LimitSample): looser limits than key_limits_, so that the table's sample is exact unless
+  // the table has far fewer rows (or values) than expected.
+  KeyLimits sample_limits_;
   // Some chunk's profile holds only part of its sample candidates (a saved profile was merged,
   // or chunks are profiled with sample_limit_): the table's sample is checked at the end.
   bool reused_profiles_ = false;

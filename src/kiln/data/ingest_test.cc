@@ -195,7 +195,7 @@ TEST_P(SavedChunkProfileTest, FirstCommitsProfileEveryRowExactlyWhateverTheRowEs
       {"numeric, even rows", numeric_rows(kRows, 0)},
       // The first chunk's short rows suggest ~9 times the rows the file has.
       {"numeric, short rows first", numeric_rows(kRows, 3000)},
-      // A column with values in a tenth of the rows: chunks keep every candidate.
+      // A column with values in a tenth of the rows: its key limits are sized for its values.
       {"numeric, a sparse column", numeric_rows(kRows, 0, /*sparse_c=*/true)},
   };
   int n = 0;
@@ -415,6 +415,55 @@ TEST_P(EditedChunkProfileTest, EditedChunksProfileExactlyAsParsingEverything) {
     Commit(fresh_table + ".csv", again);
     EXPECT_EQ(Profile(table).dump(), Profile(fresh_table).dump());
   }
+}
+
+// "id,amount,third,tenth\n" then rows: `third` has a value in every third row, `tenth` in every
+// tenth; `edits` replace whole rows.
+std::string SparseRows(int count, const std::map<int, std::string>& edits = {}) {
+  std::string out = "id,amount,third,tenth\n";
+  for (int i = 0; i < count; ++i) {
+    auto edit = edits.find(i);
+    if (edit != edits.end()) {
+      out += edit->second + "\n";
+      continue;
+    }
+    out += std::to_string(i) + "," + std::to_string((i * 7919) % 10007) + ".5," +
+           (i % 3 == 0 ? std::to_string(i % 997) : "") + "," +
+           (i % 10 == 0 ? std::to_string(i % 89) + ".25" : "") + "\n";
+  }
+  return out;
+}
+
+// Chunk profiles keep each column's sample values below a key limit sized for the values that
+// column holds: with one limit sized for the rows, a column with values in a third of them kept
+// too few, its merged sample was not exact, and every later version parsed every chunk again.
+TEST_P(EditedChunkProfileTest, SparseColumnsLetLaterVersionsMergeSavedProfiles) {
+  constexpr int kSparseRows = 30000;  // `third` has 5 times the sample's values, `tenth` 1.5
+  CommitStats first = Commit("s.csv", SparseRows(kSparseRows));
+  ASSERT_GT(first.chunks, 40u);
+  EXPECT_EQ(first.chunks_parsed, first.chunks);
+
+  const std::string appended = SparseRows(kSparseRows + 300);
+  CommitStats append = Commit("s.csv", appended);
+  EXPECT_LE(append.chunks_parsed, 3u) << "rows appended: only the last chunks change";
+  ExpectProfileOfAFreshCommit("s", "sfresh_append", appended);
+
+  std::map<int, std::string> edits;
+  for (int i = 5; i < kSparseRows; i += 97) {
+    edits[i] = std::to_string(i) + ",3.5," + std::to_string(i % 5) + "," +
+               (i % 2 == 0 ? "" : "7.75");
+  }
+  const std::string edited = SparseRows(kSparseRows + 300, edits);
+  CommitStats edit = Commit("s.csv", edited);
+  EXPECT_LE(edit.chunks_parsed * 4, edit.chunks) << "edited chunks should not be parsed";
+  EXPECT_GT(edit.chunks_profiled_from_edits, edit.chunks / 2);
+  ExpectProfileOfAFreshCommit("s", "sfresh_edit", edited);
+
+  // The profiles saved by edits serve the next version too.
+  const std::string again = edited + "99999,1.5,,\n";
+  CommitStats after = Commit("s.csv", again);
+  EXPECT_LE(after.chunks_parsed, 3u);
+  ExpectProfileOfAFreshCommit("s", "sfresh_again", again);
 }
 
 TEST_P(EditedChunkProfileTest, BadCellOnAReplacedLineGivesTheFullParsesError) {

@@ -374,11 +374,12 @@ void SortTotalOrder(std::vector<double>& values) {
 // limit_c is its k-th smallest key and a row is kept only if some column it has a value in needs
 // it (key <= limit_c). One key check per row rejects most rows once the limits are set.
 //
-// A part saved with a key limit L (Serialize) keeps only the candidates with keys below L; a
-// column that lost a candidate that way records L (saved_limits_), and its merged sample is
-// exact only if it has sample_size candidates with keys below the smallest L recorded. A part
-// limited from the start (LimitKeys) never keeps rows at or above its limit: what it saves with
-// a limit at most that one is what the unlimited part saves.
+// A part saved with key limits L_c (Serialize) keeps only the values with keys below their
+// column's L_c, and the rows keeping one; a column that lost a value that way records its L_c
+// (saved_limits_), and its merged sample is exact only if it has sample_size values with keys
+// below the smallest L_c recorded. A part limited from the start (LimitKeys) never keeps a row
+// whose values all have keys at or above their column's limit: what it saves with limits at most
+// those is what the unlimited part saves.
 class RowSample {
  public:
   static constexpr uint64_t kUnlimited = std::numeric_limits<uint64_t>::max();
@@ -390,30 +391,42 @@ class RowSample {
         saved_limits_(width, kUnlimited),
         next_compaction_(std::max<size_t>(2 * capacity, 1024)) {}
 
+  static bool Below(uint64_t key, uint64_t limit) { return key < limit || limit == kUnlimited; }
+
   size_t width() const { return width_; }
   size_t capacity() const { return capacity_; }
   const std::vector<uint64_t>& saved_limits() const { return saved_limits_; }
   uint64_t key(size_t row) const { return keys_[row]; }
   const double* values(size_t row) const { return &values_[row * width_]; }
 
-  // The rows a part saved with `key_limit` keeps, and (in *saved_limits) the saved limits it
-  // records. kUnlimited keeps every candidate.
-  std::vector<size_t> KeptRows(uint64_t key_limit, std::vector<uint64_t>* saved_limits) const {
-    *saved_limits = SavedLimits(key_limit);
+  // True if a part saved with per-column key limits `limits` keeps row `row`'s value in column
+  // c: one its column may need, below the column's limit (kUnlimited keeps all).
+  bool Keeps(size_t row, size_t c, const std::vector<uint64_t>& limits) const {
+    const uint64_t key = keys_[row];
+    return !std::isnan(values_[row * width_ + c]) && key <= limits_[c] && Below(key, limits[c]);
+  }
+  // The rows a part saved with per-column key limits `limits` keeps (those it keeps a value of:
+  // Keeps), and (in *saved_limits) the saved limits it records. kUnlimited keeps every value
+  // of its column that the column may need.
+  std::vector<size_t> KeptRows(const std::vector<uint64_t>& limits,
+                               std::vector<uint64_t>* saved_limits) const {
+    *saved_limits = SavedLimits(&limits);
     std::vector<size_t> kept;
     for (size_t row = 0; row < keys_.size(); ++row) {
       const uint64_t key = keys_[row];
       const double* row_values = values(row);
-      if (!Needed(key, row_values)) continue;  // pruned, not dropped: a compaction was due
-      if (key < key_limit || key_limit == kUnlimited) {
-        kept.push_back(row);
-        continue;
-      }
+      bool keeps = false;
       for (size_t c = 0; c < width_; ++c) {
-        if (!std::isnan(row_values[c]) && key <= limits_[c]) {
-          (*saved_limits)[c] = std::min((*saved_limits)[c], key_limit);
+        // A value above limits_[c] is pruned, not dropped: a compaction showed the column has
+        // sample_size values with smaller keys.
+        if (std::isnan(row_values[c]) || key > limits_[c]) continue;
+        if (Below(key, limits[c])) {
+          keeps = true;
+        } else {
+          (*saved_limits)[c] = std::min((*saved_limits)[c], limits[c]);
         }
       }
+      if (keeps) kept.push_back(row);
     }
     return kept;
   }
@@ -431,41 +444,37 @@ class RowSample {
   // True once a compaction or a key limit set limits (candidates were pruned).
   bool Compacted() const { return largest_limit_ != kUnlimited; }
 
-  // Keeps only candidates with keys below `limit` from now on (LimitSample); the sample must be
-  // empty. A row at or above it is dropped (Offer), and the columns it has a value in count as
-  // saved with that limit: SavedLimits() folds them in as KeptRows records what it drops.
-  void LimitKeys(uint64_t limit) {
-    assert(keys_.empty() && limit > 0);
-    key_limit_ = limit;
+  // Keeps only values with keys below their column's limit from now on (LimitSample); the sample
+  // must be empty. A row with none is dropped (Offer), and a column that loses a value counts as
+  // saved with its limit: SavedLimits() folds them in as KeptRows records what it drops.
+  void LimitKeys(std::vector<uint64_t> limits) {
+    assert(keys_.empty() && limits.size() == width_);
+    key_limits_ = std::move(limits);
     largest_limit_ = 0;
-    for (uint64_t& column_limit : limits_) {
-      column_limit = std::min(column_limit, limit - 1);
-      largest_limit_ = std::max(largest_limit_, column_limit);
+    smallest_key_limit_ = kUnlimited;
+    for (size_t c = 0; c < width_; ++c) {
+      if (key_limits_[c] != kUnlimited) limits_[c] = std::min(limits_[c], key_limits_[c] - 1);
+      largest_limit_ = std::max(largest_limit_, limits_[c]);
+      smallest_key_limit_ = std::min(smallest_key_limit_, key_limits_[c]);
     }
     dropped_.assign(width_, 0);
     undropped_ = width_;
   }
   // A row (its key and one value per column, NaN for none): a candidate if some column may need
-  // it, else dropped, and noted as such if the key limit dropped it.
+  // it, else dropped; a value at or above its column's key limit is noted as dropped.
   void Offer(uint64_t key, const double* values) {
-    if (MayNeed(key)) {
-      if (Needed(key, values)) Append(key, values);
-    } else if (key >= key_limit_ && undropped_ != 0) {
-      for (size_t c = 0; c < width_; ++c) {
-        if (!dropped_[c] && !std::isnan(values[c])) {
-          dropped_[c] = 1;
-          --undropped_;
-        }
-      }
-    }
+    if (key >= smallest_key_limit_ && undropped_ != 0) NoteDropped(key, values);
+    if (MayNeed(key) && Needed(key, values)) Append(key, values);
   }
-  // The saved limits of a part saved with `limit`: saved_limits_, and `limit` (or the key limit,
-  // if lower) for the columns that lost a row to the key limit, as a part that kept those rows
-  // and dropped them on saving records.
-  std::vector<uint64_t> SavedLimits(uint64_t limit = kUnlimited) const {
+  // The saved limits of a part saved with per-column `limits` (none: kUnlimited): saved_limits_,
+  // and for the columns that lost a value to their key limit that limit (or the saving one, if
+  // lower), as a part that kept those values and dropped them on saving records.
+  std::vector<uint64_t> SavedLimits(const std::vector<uint64_t>* limits = nullptr) const {
     std::vector<uint64_t> saved = saved_limits_;
     for (size_t c = 0; c < dropped_.size(); ++c) {
-      if (dropped_[c]) saved[c] = std::min({saved[c], limit, key_limit_});
+      if (!dropped_[c]) continue;
+      saved[c] = std::min(saved[c], key_limits_[c]);
+      if (limits != nullptr) saved[c] = std::min(saved[c], (*limits)[c]);
     }
     return saved;
   }
@@ -647,10 +656,21 @@ class RowSample {
   std::vector<uint64_t> saved_limits_;  // per column: the smallest key limit that dropped any
   uint64_t largest_limit_ = kUnlimited;
   size_t next_compaction_;
-  uint64_t key_limit_ = kUnlimited;  // LimitKeys: rows with keys at or above it are dropped
-  std::vector<uint8_t> dropped_;     // LimitKeys: per column, a row with a value was dropped
-  size_t undropped_ = 0;             // LimitKeys: columns with no row dropped yet (0: none to
-                                     // note, also without a limit)
+  void NoteDropped(uint64_t key, const double* values) {
+    for (size_t c = 0; c < width_; ++c) {
+      if (!dropped_[c] && key >= key_limits_[c] && !std::isnan(values[c])) {
+        dropped_[c] = 1;
+        --undropped_;
+      }
+    }
+  }
+
+  // LimitKeys: per column, values with keys at or above it are dropped (empty: no limits)
+  std::vector<uint64_t> key_limits_;
+  uint64_t smallest_key_limit_ = kUnlimited;
+  std::vector<uint8_t> dropped_;  // LimitKeys: per column, a value was dropped
+  size_t undropped_ = 0;          // LimitKeys: columns with no value dropped yet (0: none to
+                                  // note, also without limits)
 };
 
 struct NumericStats {
@@ -922,17 +942,27 @@ struct ProfileBuilder::State {
   std::vector<NumericStats*> numeric;
   std::vector<table::ShortDecimal> decimals;  // AddChecked: the row's short decimals, in order
   std::vector<size_t> decimal_columns;       // and their columns
-  // Deserialize: the key limit the state was saved with (candidates below it are all here).
-  uint64_t restored_key_limit = RowSample::kUnlimited;
-  // Remove: per sample column, the rows with a value that are not candidates (dropped by the
-  // saved state's key limit); set up by the first Remove.
+  // Deserialize: the key limits the state was saved with, per column (values below them are all
+  // here).
+  KeyLimits restored_limits;
+  // Remove: per sample column, the values that are not in the sample (dropped by the saved
+  // state's key limit); set up by the first Remove.
   std::vector<int64_t> dropped;
-  bool edited = false;  // Remove was called
+  std::vector<uint64_t> restored_slot_limits;  // restored_limits by sample column (PrepareEdits)
+  bool edited = false;                         // Remove was called
   // Per column: an edit may have left min and max other than profiling afresh would give (a
   // removed value at a bound, or a zero of the other sign than an equal bound).
   std::vector<uint8_t> stale_bounds;
 
   bool PrepareEdits();
+  // Per sample column, its column's limit in `limits`.
+  std::vector<uint64_t> SlotLimits(const KeyLimits& limits) const {
+    std::vector<uint64_t> slots;
+    for (size_t i = 0; i < columns.size(); ++i) {
+      if (columns[i].numeric) slots.push_back(limits[i]);
+    }
+    return slots;
+  }
 
   // Returns the value (NaN when there is none for the sample).
   double AddNumeric(ColumnStats& column, std::string_view text);
@@ -955,14 +985,16 @@ bool ProfileBuilder::State::PrepareEdits() {
     return false;
   }
   dropped.assign(sample->width(), 0);
+  restored_slot_limits = SlotLimits(restored_limits);
   for (const ColumnStats& column : columns) {
     if (column.categories) return false;
     if (!column.numeric || capacity == 0) continue;
     const size_t slot = column.numeric->sample_slot;
     const int64_t with_value = column.count - column.numeric->nan;
     const int64_t missing = with_value - sample->CandidatesWithValue(slot);
-    const bool limited = restored_key_limit != RowSample::kUnlimited;
-    const bool saved_limit = sample->saved_limits()[slot] == restored_key_limit && limited;
+    const uint64_t restored_limit = restored_slot_limits[slot];
+    const bool limited = restored_limit != RowSample::kUnlimited;
+    const bool saved_limit = sample->saved_limits()[slot] == restored_limit && limited;
     if (missing < 0 || (missing > 0) != saved_limit ||
         (!saved_limit && sample->saved_limits()[slot] != RowSample::kUnlimited)) {
       return false;
@@ -1334,16 +1366,18 @@ bool ProfileBuilder::Remove(const table::RowReader& row) {
       }
     }
   }
+  // The row is a candidate if one of its values was kept (below its column's restored limit);
+  // the others were dropped.
   RowSample& sample = *state.sample;
-  const bool has_value = std::any_of(state.row_values.begin(), state.row_values.end(),
-                                     [](double value) { return !std::isnan(value); });
   const uint64_t key = Mix(static_cast<uint64_t>(row.line()) ^ state.seed_mix);
-  const bool candidate =
-      has_value && sample.capacity() > 0 &&
-      (key < state.restored_key_limit || state.restored_key_limit == RowSample::kUnlimited);
-  if (has_value && sample.capacity() > 0 && !candidate) {
-    for (size_t c = 0; c < sample.width(); ++c) {
-      if (!std::isnan(row_values[c]) && state.dropped[c] == 0) return false;  // not this row's
+  const std::vector<uint64_t>& limits = state.restored_slot_limits;
+  bool candidate = false;
+  for (size_t c = 0; c < sample.width() && sample.capacity() > 0; ++c) {
+    if (std::isnan(row_values[c])) continue;
+    if (RowSample::Below(key, limits[c])) {
+      candidate = true;
+    } else if (state.dropped[c] == 0) {
+      return false;  // not this row's
     }
   }
   if (candidate && !sample.RemoveKey(key)) return false;  // not a row this builder holds
@@ -1372,11 +1406,9 @@ bool ProfileBuilder::Remove(const table::RowReader& row) {
       }
     }
   }
-  if (has_value && sample.capacity() > 0 && !candidate) {
-    for (size_t c = 0; c < sample.width(); ++c) {
-      if (std::isnan(row_values[c])) continue;
-      if (--state.dropped[c] == 0) sample.SetSavedLimit(c, RowSample::kUnlimited);
-    }
+  for (size_t c = 0; c < sample.width() && sample.capacity() > 0; ++c) {
+    if (std::isnan(row_values[c]) || RowSample::Below(key, limits[c])) continue;
+    if (--state.dropped[c] == 0) sample.SetSavedLimit(c, RowSample::kUnlimited);
   }
   return true;
 }
@@ -1437,7 +1469,7 @@ bool ProfileBuilder::EditsExact() const {
   return !state_->sample->Compacted();
 }
 
-uint64_t ProfileBuilder::RestoredKeyLimit() const { return state_->restored_key_limit; }
+const KeyLimits& ProfileBuilder::RestoredKeyLimits() const { return state_->restored_limits; }
 
 void ProfileBuilder::Merge(ProfileBuilder&& other) {
   State& state = *state_;
@@ -1570,8 +1602,8 @@ std::string ProfileBuilder::FinishText(ThreadPool* pool) const {
 //
 // Grammar (fixed-size integers little-endian; varint: LEB128 of a uint64, at most 10 bytes;
 // zigzag: the varint of (n << 1) ^ (n >> 63)):
-//   state       = "KPS1" body checksum:u64             checksum: XXH3-64 of "KPS1" and body
-//   body        = sample_size:varint seed:u64 key_limit:u64
+//   state       = "KPS2" body checksum:u64             checksum: XXH3-64 of "KPS2" and body
+//   body        = sample_size:varint seed:u64
 //                 column_count:varint column_count*(type:u8 name:string)
 //                 rows:varint column_count*stats sample
 //   string      = length:varint length*u8
@@ -1585,16 +1617,20 @@ std::string ProfileBuilder::FinishText(ThreadPool* pool) const {
 //   categories  = exact:u8 min_length:zigzag max_length:zigzag distinct:varint
 //                 distinct*(value:string count:varint)  in first-seen order
 //   timestamps  = min:zigzag max:zigzag
-//   sample      = numeric_columns*saved_limit:u64 candidates:varint
+//   sample      = numeric_columns*(key_limit:u64 saved_limit:u64) candidates:varint
 //                 candidates*(line_delta:varint numeric_columns*number)
 //                 by ascending line (the first delta is from 0, later ones at least 1); a
-//                 candidate's key is Mix(line ^ Mix(seed)); each is below key_limit
+//                 candidate's key is Mix(line ^ Mix(seed)); it has a value in some column, and
+//                 each of its values has a key below its column's key_limit
 //   number      = h:varint   h % 10 = d < 8: the value is zigzag-decoded (h / 10) divided by 10^d
 //                 (in doubles: exact for the short decimals tables hold); 8: none (NaN);
 //                 9: the double's bits follow as a u64
+// Deserialize also reads the previous version, "KPS1": one key_limit:u64 for every column after
+// the seed, and only the saved limits before the candidates.
 namespace {
 
-constexpr std::string_view kStateMagic = "KPS1";
+constexpr std::string_view kStateMagic = "KPS2";
+constexpr std::string_view kStateMagicOneLimit = "KPS1";
 constexpr int64_t kMaxRows = int64_t{1} << 62;
 constexpr int64_t kMaxTimestampMillis = 1'000'000'000'000'000;  // year ~33,000: ISO text stops at 9999
 constexpr std::array<double, 8> kNumberScales = {1e0, 1e1, 1e2, 1e3, 1e4, 1e5, 1e6, 1e7};
@@ -1882,13 +1918,12 @@ bool ReadColumn(StateReader& in, int64_t rows, ColumnStats& column) {
 
 }  // namespace
 
-std::string ProfileBuilder::Serialize(uint64_t key_limit) const {
+std::string ProfileBuilder::Serialize(const KeyLimits& limits) const {
   const State& state = *state_;
   StateWriter out;
   out.Raw(kStateMagic);
   out.Varint(state.options.sample_size);
   out.U64(state.options.seed);
-  out.U64(key_limit);
   out.Varint(state.schema.columns.size());
   for (const table::Column& column : state.schema.columns) {
     out.U8(TypeCode(column.type));
@@ -1898,9 +1933,13 @@ std::string ProfileBuilder::Serialize(uint64_t key_limit) const {
   for (const ColumnStats& column : state.columns) WriteColumn(column, out);
 
   const RowSample& sample = *state.sample;
+  const std::vector<uint64_t> key_limits = state.SlotLimits(limits);
   std::vector<uint64_t> saved_limits;
-  std::vector<size_t> kept = sample.KeptRows(key_limit, &saved_limits);
-  for (uint64_t limit : saved_limits) out.U64(limit);
+  std::vector<size_t> kept = sample.KeptRows(key_limits, &saved_limits);
+  for (size_t c = 0; c < sample.width(); ++c) {
+    out.U64(key_limits[c]);
+    out.U64(saved_limits[c]);
+  }
   std::vector<std::pair<uint64_t, size_t>> by_line;  // (line, candidate row)
   by_line.reserve(kept.size());
   for (size_t row : kept) by_line.emplace_back(Unmix(sample.key(row)) ^ state.seed_mix, row);
@@ -1911,7 +1950,10 @@ std::string ProfileBuilder::Serialize(uint64_t key_limit) const {
     out.Varint(line - previous_line);
     previous_line = line;
     const double* values = sample.values(row);
-    for (size_t c = 0; c < sample.width(); ++c) out.Number(values[c]);
+    for (size_t c = 0; c < sample.width(); ++c) {
+      out.Number(sample.Keeps(row, c, key_limits) ? values[c]
+                                                  : std::numeric_limits<double>::quiet_NaN());
+    }
   }
   out.U64(Xxh3(out.bytes()));
   return std::move(out.bytes());
@@ -1922,9 +1964,11 @@ Result<ProfileBuilder> ProfileBuilder::Deserialize(const table::Schema& schema,
                                                    std::string_view bytes) {
   constexpr size_t kChecksumSize = 8;
   if (bytes.size() < kStateMagic.size() + kChecksumSize ||
-      bytes.substr(0, kStateMagic.size()) != kStateMagic) {
+      (bytes.substr(0, kStateMagic.size()) != kStateMagic &&
+       bytes.substr(0, kStateMagic.size()) != kStateMagicOneLimit)) {
     return InvalidArgument("saved profile state: not a saved profile state");
   }
+  const bool one_limit = bytes.substr(0, kStateMagic.size()) == kStateMagicOneLimit;
   const std::string_view covered = bytes.substr(0, bytes.size() - kChecksumSize);
   StateReader checksum_reader(bytes.substr(covered.size()));
   uint64_t checksum = 0;
@@ -1937,8 +1981,8 @@ Result<ProfileBuilder> ProfileBuilder::Deserialize(const table::Schema& schema,
                            std::to_string(kStateMagic.size() + in.position()));
   };
 
-  uint64_t sample_size, seed, key_limit, column_count;
-  if (!in.Varint(&sample_size) || !in.U64(&seed) || !in.U64(&key_limit) ||
+  uint64_t sample_size, seed, key_limit = RowSample::kUnlimited, column_count;
+  if (!in.Varint(&sample_size) || !in.U64(&seed) || (one_limit && !in.U64(&key_limit)) ||
       !in.Varint(&column_count)) {
     return malformed();
   }
@@ -1963,9 +2007,10 @@ Result<ProfileBuilder> ProfileBuilder::Deserialize(const table::Schema& schema,
   }
 
   const size_t width = state.sample->width();
+  std::vector<uint64_t> key_limits(width, key_limit);
   std::vector<uint64_t> saved_limits(width);
-  for (uint64_t& limit : saved_limits) {
-    if (!in.U64(&limit)) return malformed();
+  for (size_t c = 0; c < width; ++c) {
+    if ((!one_limit && !in.U64(&key_limits[c])) || !in.U64(&saved_limits[c])) return malformed();
   }
   uint64_t candidates;
   // Each candidate takes at least 1 + width bytes.
@@ -1981,25 +2026,39 @@ Result<ProfileBuilder> ProfileBuilder::Deserialize(const table::Schema& schema,
     if (!in.Varint(&delta) || (i > 0 && delta == 0) || line + delta < line) return malformed();
     line += delta;
     const uint64_t key = Mix(line ^ state.seed_mix);
-    if (key >= key_limit && key_limit != RowSample::kUnlimited) return malformed();
     keys.push_back(key);
+    bool has_value = false;
     for (size_t c = 0; c < width; ++c) {
       double value;
       if (!in.Number(&value)) return malformed();
+      if (!std::isnan(value)) {
+        if (!RowSample::Below(key, key_limits[c])) return malformed();
+        has_value = true;
+      }
       values.push_back(value);
     }
+    if (!has_value) return malformed();
   }
   if (in.remaining() != 0) return malformed();
   state.sample->Restore(std::move(keys), std::move(values), std::move(saved_limits));
-  state.restored_key_limit = key_limit;
+  std::vector<uint64_t> column_limits(schema.columns.size(), KeyLimits::kNone);
+  for (size_t i = 0; i < state.columns.size(); ++i) {
+    if (state.columns[i].numeric) column_limits[i] = key_limits[state.columns[i].numeric->sample_slot];
+  }
+  state.restored_limits = KeyLimits(std::move(column_limits));
   return builder;
 }
 
-void ProfileBuilder::LimitSample(uint64_t key_limit) {
+void ProfileBuilder::LimitSample(const KeyLimits& limits) {
   State& state = *state_;
   assert(state.rows == 0);
-  if (key_limit == RowSample::kUnlimited || key_limit == 0) return;
-  state.sample->LimitKeys(key_limit);
+  std::vector<uint64_t> slot_limits = state.SlotLimits(limits);
+  bool limited = false;
+  for (uint64_t& limit : slot_limits) {
+    if (limit == 0) limit = RowSample::kUnlimited;
+    limited = limited || limit != RowSample::kUnlimited;
+  }
+  if (limited) state.sample->LimitKeys(std::move(slot_limits));
 }
 
 bool ProfileBuilder::SampleExact() const { return state_->sample->Exact(); }

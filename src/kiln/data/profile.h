@@ -19,6 +19,7 @@
 #pragma once
 
 #include <cstdint>
+#include <limits>
 #include <memory>
 #include <optional>
 #include <string>
@@ -36,6 +37,23 @@ namespace kiln::data {
 struct ProfileOptions {
   size_t sample_size = 100000;  // per numeric column
   uint64_t seed = 42;           // the sample is deterministic for a given table version
+};
+
+// Per column of the schema, the key below which a part keeps its sample values of that column
+// (ProfileBuilder::Serialize, LimitSample; only numeric columns' limits matter): columns[i] for
+// column i, `rest` for the columns beyond. A plain number is one limit for every column. A
+// sparse column needs a looser limit than a dense one to keep as many values.
+struct KeyLimits {
+  static constexpr uint64_t kNone = std::numeric_limits<uint64_t>::max();  // keeps everything
+
+  KeyLimits(uint64_t all = kNone) : rest(all) {}  // NOLINT(google-explicit-constructor)
+  explicit KeyLimits(std::vector<uint64_t> per_column) : columns(std::move(per_column)) {}
+  uint64_t operator[](size_t column) const {
+    return column < columns.size() ? columns[column] : rest;
+  }
+
+  std::vector<uint64_t> columns;
+  uint64_t rest = kNone;
 };
 
 // Builds a profile from rows. Chunks of a large table are profiled in parallel by separate
@@ -86,16 +104,18 @@ class ProfileBuilder {
   // After edits: true if the builder holds exactly what profiling its rows afresh would give:
   // no stale bounds and no compacted sample.
   bool EditsExact() const;
-  // The key limit of the state this builder was restored from (Deserialize); the maximum for a
-  // builder that was not restored. Serialize an edited builder with it: only candidates below it
-  // are known, and then the saved state is exactly what the edited rows profiled afresh give.
-  uint64_t RestoredKeyLimit() const;
-  // Keeps only sample candidates with keys below `key_limit` from the start, instead of every
-  // row's values, and records the columns that lost one as a part saved with that limit does:
-  // for a part of a large table, with a limit at or above the one it is saved with (Serialize
-  // saves the same then). A builder it is merged into holds only those candidates, so check
-  // SampleExact() there (else profile without a limit). Call before adding rows.
-  void LimitSample(uint64_t key_limit);
+  // The key limits of the state this builder was restored from (Deserialize), per column; none
+  // for a builder that was not restored. Serialize an edited builder with them: only values
+  // below them are known, and then the saved state is exactly what the edited rows profiled
+  // afresh give.
+  const KeyLimits& RestoredKeyLimits() const;
+  // Keeps only sample values with keys below their column's limit from the start (a row with
+  // none is not kept), instead of every row's values, and records the columns that lost one as
+  // a part saved with those limits does: for a part of a large table, with limits at or above
+  // the ones it is saved with (Serialize saves the same then). A builder it is merged into holds
+  // only those values, so check SampleExact() there (else profile without limits). Call before
+  // adding rows. A limit of 0 is none.
+  void LimitSample(const KeyLimits& limits);
   // Folds `other` (rows that come after this builder's) into this one.
   void Merge(ProfileBuilder&& other);
   Json Finish() const;
@@ -104,21 +124,22 @@ class ProfileBuilder {
   std::string FinishText(ThreadPool* pool = nullptr) const;
 
   // Saved partial state, so that a later table version holding the same chunk at the same first
-  // line merges it instead of parsing it again. Only sample candidates whose key is below
-  // `key_limit` are kept (KeyLimitFor); the rest of the state is whole. Compact binary; the
-  // schema (names and types), the options and the limit are recorded in it.
-  std::string Serialize(uint64_t key_limit) const;
+  // line merges it instead of parsing it again. Only the sample values whose key is below their
+  // column's limit are kept (KeyLimitFor of the column's expected values); the rest of the state
+  // is whole. Compact binary; the schema (names and types), the options and the limits are
+  // recorded in it.
+  std::string Serialize(const KeyLimits& limits) const;
   // InvalidArgument if `bytes` is malformed (never a crash: it is read from disk) or was saved
   // for another schema or other options.
   static Result<ProfileBuilder> Deserialize(const table::Schema& schema, ProfileOptions options,
                                             std::string_view bytes);
   // True if every numeric column's sample is exactly what Add on every row would have produced,
   // after merging parts saved with key limits: a column is exact if no part dropped one of its
-  // candidates, or if its sample_size-th smallest key is below the smallest limit merged in.
+  // values, or if its sample_size-th smallest key is below the smallest limit merged in.
   // Finish's output is identical to an unsaved builder's whenever this holds.
   bool SampleExact() const;
-  // A key limit that keeps about margin * sample_size candidates of a table of `expected_rows`
-  // rows (the maximum key, keeping everything, when that is most of them).
+  // A key limit that keeps about margin * sample_size values of a column expected to have
+  // `expected_rows` values (the maximum key, keeping everything, when that is most of them).
   static uint64_t KeyLimitFor(uint64_t expected_rows, const ProfileOptions& options,
                               double margin = 1.25);
 
