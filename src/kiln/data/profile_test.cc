@@ -1013,6 +1013,66 @@ TEST(ProfileSavedStateTest, KeyLimitKeepsAboutMarginTimesSampleSizeCandidates) {
   EXPECT_NEAR(tighter, 200000.0 / 6000000, 1e-9);
 }
 
+// Stores written before key limits were per column hold "KPS1" states: one key limit for every
+// column, after the seed, and only the saved limits before the candidates. They are still read,
+// as that limit for every column.
+std::string AsOneLimitState(const std::string& state, uint64_t key_limit, size_t numeric_columns) {
+  std::string limit_bytes(8, '\0');
+  for (int i = 0; i < 8; ++i) limit_bytes[i] = static_cast<char>(key_limit >> (8 * i));
+  size_t seed_end = 4;
+  while (static_cast<uint8_t>(state[seed_end]) & 0x80) ++seed_end;  // sample_size, a varint
+  seed_end += 1 + 8;
+  // The sample starts with numeric_columns (key_limit, saved_limit) pairs.
+  const size_t sample = state.find(limit_bytes, seed_end);
+  EXPECT_NE(sample, std::string::npos);
+  if (sample == std::string::npos) return "";
+  std::string out = "KPS1" + state.substr(4, seed_end - 4) + limit_bytes +
+                    state.substr(seed_end, sample - seed_end);
+  for (size_t c = 0; c < numeric_columns; ++c) {
+    EXPECT_EQ(state.substr(sample + 16 * c, 8), limit_bytes);
+    out += state.substr(sample + 16 * c + 8, 8);
+  }
+  out += state.substr(sample + 16 * numeric_columns,
+                      state.size() - 8 - (sample + 16 * numeric_columns));
+  const uint64_t checksum = Xxh3(out);
+  for (int i = 0; i < 8; ++i) out.push_back(static_cast<char>(checksum >> (8 * i)));
+  return out;
+}
+
+TEST(ProfileSavedStateTest, StatesWithOneKeyLimitForEveryColumnAreStillRead) {
+  for (const TableCase& test : TableCases()) {
+    MemoryLoader loader;
+    TableVersion version = MakeVersion(test.csv, test.schema, test.chunk_starts, loader);
+    ProfileOptions options;
+    options.sample_size = test.sample_size;
+    const uint64_t key_limit = ProfileBuilder::KeyLimitFor(version.rows, options);
+    if (key_limit == KeyLimits::kNone) continue;
+    size_t numeric_columns = 0;
+    for (const table::Column& column : version.schema.columns) {
+      numeric_columns += column.type == ColumnType::kInt64 || column.type == ColumnType::kFloat64;
+    }
+    for (const ProfileBuilder& part : ChunkBuilders(version, loader, options, AddCheckedOk)) {
+      const std::string state = part.Serialize(key_limit);
+      const std::string old_state = AsOneLimitState(state, key_limit, numeric_columns);
+      ASSERT_EQ(old_state.substr(0, 4), "KPS1") << test.name;
+      Result<ProfileBuilder> restored =
+          ProfileBuilder::Deserialize(version.schema, options, old_state);
+      ASSERT_TRUE(restored.ok()) << test.name << ": " << restored.status().ToString();
+      EXPECT_EQ(restored->Serialize(key_limit), state) << test.name;
+      for (size_t i = 0; i < version.schema.columns.size(); ++i) {
+        const ColumnType type = version.schema.columns[i].type;
+        const bool numeric = type == ColumnType::kInt64 || type == ColumnType::kFloat64;
+        EXPECT_EQ(restored->RestoredKeyLimits()[i], numeric ? key_limit : KeyLimits::kNone)
+            << test.name << ", column " << i;
+      }
+      // A damaged old state is refused like a new one.
+      std::string damaged = old_state;
+      damaged[damaged.size() / 2] ^= 0x20;
+      EXPECT_FALSE(ProfileBuilder::Deserialize(version.schema, options, damaged).ok());
+    }
+  }
+}
+
 TEST(ProfileSavedStateTest, StateSavedForAnotherSchemaOrOptionsIsRefused) {
   MemoryLoader loader;
   TableVersion version = MakeVersion(MixedCsv(300), MixedSchema(), {}, loader);
