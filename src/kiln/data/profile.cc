@@ -1896,6 +1896,7 @@ bool ReadColumn(StateReader& in, int64_t rows, ColumnStats& column) {
       std::string_view value;
       int64_t count;
       if (!in.String(&value) || !in.NonNegative(&count, column.count) || count == 0) return false;
+      if (!table::IsValidUtf8(value)) return false;  // no reader takes such a cell
       total += count;
       if (total > column.count) return false;
       if (!stats.counts.emplace(std::string(value), CategoryStats::Entry{count, i}).second) {

@@ -754,6 +754,10 @@ RowError JsonlReader::ParseObject(size_t first, size_t end) {
 
 }  // namespace
 
+bool IsValidUtf8(std::string_view text) {
+  return internal::FirstInvalidUtf8(text) == std::string_view::npos;
+}
+
 Result<std::unique_ptr<RowReader>> RowReader::Open(Format format, std::string_view data,
                                                    ReadOptions options) {
   // A BOM is skipped only where the file starts.

@@ -30,6 +30,10 @@
 
 namespace kiln::table {
 
+// True if `text` is well-formed UTF-8, as every reader requires of a cell (overlong forms,
+// surrogates and code points above U+10FFFF are not).
+bool IsValidUtf8(std::string_view text);
+
 // One value as read. For CSV `text` is the unquoted, unescaped field. For JSONL, strings are
 // unescaped, numbers and booleans keep their JSON spelling ("12", "1.5e3", "true"), arrays and
 // objects their JSON text.
