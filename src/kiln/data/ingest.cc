@@ -357,8 +357,7 @@ Status Ingest::InferSchema(std::string_view first_chunk) {
     std::vector<uint64_t> saving(schema_.columns.size(), KeyLimits::kNone);
     std::vector<uint64_t> sampling(schema_.columns.size(), KeyLimits::kNone);
     for (size_t i = 0; i < schema_.columns.size(); ++i) {
-      const table::ColumnType type = schema_.columns[i].type;
-      if (type != table::ColumnType::kInt64 && type != table::ColumnType::kFloat64) continue;
+      if (!table::IsNumeric(schema_.columns[i].type)) continue;
       const double share =
           observed == 0 ? 1.0
                         : static_cast<double>(i < filled.size() ? filled[i] : 0) /

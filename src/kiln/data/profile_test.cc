@@ -991,7 +991,7 @@ TEST(ProfileSavedStateTest, PartsLimitedFromTheStartSaveAndMergeAsUnlimitedOnes)
     EXPECT_EQ(merged.SampleExact(), merged.Finish().dump() == expected) << test.name;
     const bool numeric = std::any_of(
         version.schema.columns.begin(), version.schema.columns.end(), [](const auto& column) {
-          return column.type == ColumnType::kInt64 || column.type == ColumnType::kFloat64;
+          return table::IsNumeric(column.type);
         });
     if (numeric && ProfileBuilder::KeyLimitFor(version.rows, options, 0.25) != KeyLimits::kNone) {
       EXPECT_FALSE(merged.SampleExact()) << test.name;
@@ -1049,7 +1049,7 @@ TEST(ProfileSavedStateTest, StatesWithOneKeyLimitForEveryColumnAreStillRead) {
     if (key_limit == KeyLimits::kNone) continue;
     size_t numeric_columns = 0;
     for (const table::Column& column : version.schema.columns) {
-      numeric_columns += column.type == ColumnType::kInt64 || column.type == ColumnType::kFloat64;
+      numeric_columns += table::IsNumeric(column.type);
     }
     for (const ProfileBuilder& part : ChunkBuilders(version, loader, options, AddCheckedOk)) {
       const std::string state = part.Serialize(key_limit);
@@ -1060,8 +1060,7 @@ TEST(ProfileSavedStateTest, StatesWithOneKeyLimitForEveryColumnAreStillRead) {
       ASSERT_TRUE(restored.ok()) << test.name << ": " << restored.status().ToString();
       EXPECT_EQ(restored->Serialize(key_limit), state) << test.name;
       for (size_t i = 0; i < version.schema.columns.size(); ++i) {
-        const ColumnType type = version.schema.columns[i].type;
-        const bool numeric = type == ColumnType::kInt64 || type == ColumnType::kFloat64;
+        const bool numeric = table::IsNumeric(version.schema.columns[i].type);
         EXPECT_EQ(restored->RestoredKeyLimits()[i], numeric ? key_limit : KeyLimits::kNone)
             << test.name << ", column " << i;
       }
@@ -1292,8 +1291,7 @@ TEST(ProfileEditTest, RemovedAndReplacedRowsGiveTheFreshProfileAndSavedState) {
         test.schema, options, ProfileCsv(before, test.schema, options).Serialize(key_limit));
     ASSERT_TRUE(restored.ok()) << restored.status().ToString();
     for (size_t i = 0; i < test.schema.columns.size(); ++i) {
-      const table::ColumnType type = test.schema.columns[i].type;
-      const bool numeric = type == table::ColumnType::kInt64 || type == table::ColumnType::kFloat64;
+      const bool numeric = table::IsNumeric(test.schema.columns[i].type);
       EXPECT_EQ(restored->RestoredKeyLimits()[i], numeric ? key_limit : KeyLimits::kNone) << i;
     }
     for (const auto& [row, text] : test.edits) {
