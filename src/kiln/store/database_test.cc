@@ -502,111 +502,6 @@ TEST_P(MigrationTest, OpenUpgradesAnOlderDatabaseInPlace) {
   EXPECT_EQ(CountItems(**upgraded, "runs"), 0);
 }
 
-// Version 6 rebuilds SQLite's runs table (clustered on run_uuid); the runs and every row that
-// references them survive, and the references stay enforced.
-TEST_P(MigrationTest, RunsAndTheirChildrenSurviveTheRunsRebuildOfVersion6) {
-  const std::vector<std::string> seed = {
-      "INSERT INTO experiments (experiment_id, name) VALUES (1, 'e')",
-      "INSERT INTO runs (run_uuid, name, experiment_id, status, start_time, end_time, "
-      "lifecycle_stage, artifact_uri, deleted_time, revision) VALUES "
-      "('r1', 'first', 1, 'FINISHED', 10, 20, 'active', 'file:///a/r1', NULL, 3), "
-      "('r2', NULL, 1, 'RUNNING', 30, NULL, 'deleted', 'file:///a/r2', 40, 0)",
-      "INSERT INTO params (run_uuid, key, value) VALUES ('r1', 'lr', '0.1'), ('r2', 'lr', '0.2')",
-      "INSERT INTO tags (run_uuid, key, value) VALUES ('r1', 'user', 'ann')",
-      "INSERT INTO latest_metrics (run_uuid, key, value, is_nan, timestamp, step) VALUES "
-      "('r1', 'auc', 0.9, 0, 5, 1)",
-  };
-  {
-    auto old = internal::OpenWithMigrations(empty_.uri(), Options{}, 5);
-    ASSERT_TRUE(old.ok()) << old.status().ToString();
-    Status seeded = (*old)->Write([&](Transaction& tx) -> Status {
-      for (const std::string& sql : seed) KILN_RETURN_IF_ERROR(tx.Exec(sql).status());
-      return Status::Ok();
-    });
-    ASSERT_TRUE(seeded.ok()) << seeded.ToString();
-  }
-  auto upgraded = Database::Open(empty_.uri());
-  ASSERT_TRUE(upgraded.ok()) << upgraded.status().ToString();
-  Database& db = **upgraded;
-  Rows runs;
-  ASSERT_TRUE(db.Read([&](Transaction& tx) -> Status {
-                  KILN_ASSIGN_OR_RETURN(
-                      runs, tx.Query("SELECT run_uuid, name, experiment_id, status, start_time, "
-                                     "end_time, lifecycle_stage, artifact_uri, deleted_time, "
-                                     "revision FROM runs ORDER BY run_uuid"));
-                  return Status::Ok();
-                }).ok());
-  ASSERT_EQ(runs.size(), 2u);
-  EXPECT_EQ(runs.Text(0, 0), "r1");
-  EXPECT_EQ(runs.Text(0, 1), "first");
-  EXPECT_EQ(runs.Int(0, 2), 1);
-  EXPECT_EQ(runs.Text(0, 3), "FINISHED");
-  EXPECT_EQ(runs.Int(0, 4), 10);
-  EXPECT_EQ(runs.Int(0, 5), 20);
-  EXPECT_EQ(runs.Text(0, 7), "file:///a/r1");
-  EXPECT_TRUE(runs.IsNull(0, 8));
-  EXPECT_EQ(runs.Int(0, 9), 3);
-  EXPECT_TRUE(runs.IsNull(1, 1));
-  EXPECT_EQ(runs.Text(1, 6), "deleted");
-  EXPECT_EQ(runs.Int(1, 8), 40);
-  EXPECT_EQ(CountItems(db, "params"), 2);
-  EXPECT_EQ(CountItems(db, "tags"), 1);
-  EXPECT_EQ(CountItems(db, "latest_metrics"), 1);
-  // A child of a run that does not exist is still refused; one of a kept run is taken.
-  Status dangling = db.Write([](Transaction& tx) {
-    return tx.Exec("INSERT INTO params (run_uuid, key, value) VALUES ('r9', 'lr', '1')").status();
-  });
-  EXPECT_EQ(dangling.code(), StatusCode::kInvalidArgument) << dangling.ToString();
-  Status kept = db.Write([](Transaction& tx) {
-    return tx.Exec("INSERT INTO params (run_uuid, key, value) VALUES ('r2', 'seed', '7')").status();
-  });
-  EXPECT_TRUE(kept.ok()) << kept.ToString();
-  if (GetParam() != Backend::kSqlite) return;
-  Rows schema;
-  ASSERT_TRUE(db.Read([&](Transaction& tx) -> Status {
-                  KILN_ASSIGN_OR_RETURN(
-                      schema, tx.Query("SELECT name, sql FROM sqlite_master WHERE tbl_name = "
-                                       "'runs' OR sql LIKE '%REFERENCES runs%' ORDER BY name"));
-                  return Status::Ok();
-                }).ok());
-  std::set<std::string> names;
-  for (size_t i = 0; i < schema.size(); ++i) {
-    names.insert(schema.Text(i, 0));
-    if (schema.Text(i, 0) == "runs") {
-      EXPECT_NE(schema.Text(i, 1).find("WITHOUT ROWID"), std::string::npos) << schema.Text(i, 1);
-    }
-  }
-  // No separate index for run_uuid: the table is ordered by it.
-  EXPECT_EQ(names, (std::set<std::string>{"latest_metrics", "params", "runs",
-                                          "runs_experiment_start", "tags"}));
-}
-
-// A SQLite migration that leaves a row referencing nothing is rolled back whole, and foreign
-// keys are enforced again afterwards.
-TEST(SqliteMigrationTest, AMigrationLeavingADanglingReferenceIsRolledBack) {
-  TestDatabase empty(Backend::kSqlite, Options{}, /*open=*/false);
-  ASSERT_TRUE(internal::OpenWithMigrations(empty.uri(), Options{}, 6).ok());
-  auto opened = internal::OpenSqlite(empty.uri(), empty.uri().substr(std::string("sqlite://").size()),
-                                     Options{});
-  ASSERT_TRUE(opened.ok()) << opened.status().ToString();
-  internal::MigratableDatabase& db = **opened;
-  Status migrated = db.MigrationWrite([](Transaction& tx) -> Status {
-    KILN_RETURN_IF_ERROR(tx.Exec("CREATE TABLE extra (id BIGINT PRIMARY KEY)").status());
-    return tx.Exec("INSERT INTO params (run_uuid, key, value) VALUES ('nowhere', 'k', 'v')")
-        .status();
-  });
-  EXPECT_EQ(migrated.code(), StatusCode::kFailedPrecondition) << migrated.ToString();
-  EXPECT_NE(migrated.ToString().find("params"), std::string::npos) << migrated.ToString();
-  EXPECT_EQ(CountItems(db, "params"), 0);
-  Status extra = db.Read([](Transaction& tx) { return tx.Query("SELECT * FROM extra").status(); });
-  EXPECT_FALSE(extra.ok()) << "the table the failed migration made is gone";
-  Status dangling = db.Write([](Transaction& tx) {
-    return tx.Exec("INSERT INTO params (run_uuid, key, value) VALUES ('nowhere', 'k', 'v')")
-        .status();
-  });
-  EXPECT_EQ(dangling.code(), StatusCode::kInvalidArgument) << dangling.ToString();
-}
-
 TEST_P(MigrationTest, ConcurrentOpensOfAFreshDatabaseMigrateOnce) {
   constexpr int kOpeners = 8;
   std::vector<std::thread> threads;
@@ -743,7 +638,7 @@ namespace {
 TEST(SqliteSchemaTest, PerRunTablesAreClusteredOnTheirPrimaryKey) {
   kiln::testing::TestDatabase database(Backend::kSqlite);
   for (std::string table :
-       {"runs", "params", "tags", "latest_metrics", "experiment_tags", "metric_chunks"}) {
+       {"params", "tags", "latest_metrics", "experiment_tags", "metric_chunks"}) {
     Rows rows;
     ASSERT_TRUE(database.db()
                     ->Read([&](Transaction& tx) -> Status {

@@ -332,36 +332,6 @@ CREATE TABLE metric_chunks (
 );
 )sql";
 
-// Version 6 (SQLite only): runs clustered on run_uuid (WITHOUT ROWID), so finding a run by its id
-// (every write to a run, every run of a search page) is one B-tree search instead of the id's
-// index and then the table. The table is rebuilt; SQLite migrations run with foreign keys off
-// and checked before they commit, so the per-run tables keep referencing the new `runs`.
-constexpr std::string_view kV6Sqlite = R"sql(
-CREATE TABLE runs_v6 (
-  run_uuid TEXT PRIMARY KEY,
-  name TEXT,
-  experiment_id BIGINT NOT NULL REFERENCES experiments(experiment_id),
-  user_id TEXT,
-  status TEXT NOT NULL DEFAULT 'RUNNING',
-  start_time BIGINT,
-  end_time BIGINT,
-  lifecycle_stage TEXT NOT NULL DEFAULT 'active',
-  artifact_uri TEXT,
-  deleted_time BIGINT,
-  revision BIGINT NOT NULL DEFAULT 0
-) WITHOUT ROWID;
-INSERT INTO runs_v6 (run_uuid, name, experiment_id, user_id, status, start_time, end_time,
-                     lifecycle_stage, artifact_uri, deleted_time, revision)
-  SELECT run_uuid, name, experiment_id, user_id, status, start_time, end_time, lifecycle_stage,
-         artifact_uri, deleted_time, revision FROM runs;
-DROP TABLE runs;
-ALTER TABLE runs_v6 RENAME TO runs;
-CREATE INDEX runs_experiment_start ON runs (experiment_id, start_time DESC, run_uuid)
-)sql";
-
-// PostgreSQL's heap has no such clustering; version 6 changes nothing there.
-constexpr std::string_view kV6Postgres = "SELECT 1";
-
 // SQLite stores these tables clustered on their primary key (WITHOUT ROWID), so the rows of one
 // run sit together: loading a page of 1,000 runs' params, tags and latest metrics reads about half
 // as many pages. PostgreSQL has no such clause; its text is the shared one.
@@ -390,7 +360,6 @@ const std::vector<Migration>& Migrations() {
       {3, "versioned datasets", kV3, ""},
       {4, "metric history keyed by the point", kV4Sqlite, kV4Postgres},
       {5, "metric history in chunks, run revisions", kV5Sqlite, kV5},
-      {6, "runs clustered on their id", kV6Sqlite, kV6Postgres},
   };
   return kMigrations;
 }

@@ -360,32 +360,19 @@ class SqliteDatabase : public MigratableDatabase {
 
   Status Write(const std::function<Status(Transaction&)>& body, Durability durability) override {
     std::lock_guard<std::mutex> lock(writer_mutex_);
-    KILN_RETURN_IF_ERROR(SetWriterSync(durability));
+    // synchronous applies per connection and cannot change inside a transaction: set it between
+    // transactions, only when it differs from what the writer has now.
+    bool want_full = options_.sync_full || durability == Durability::kPowerLoss;
+    if (want_full != writer_sync_full_) {
+      int rc = writer_->Simple(want_full ? "PRAGMA synchronous=FULL" : "PRAGMA synchronous=NORMAL");
+      if (rc != SQLITE_OK) return SqliteStatus(writer_->handle(), rc, "PRAGMA synchronous");
+      writer_sync_full_ = want_full;
+    }
     return RunTransaction(*writer_, "BEGIN IMMEDIATE", body);
   }
 
-  // Migrations may rebuild a table that others reference (SQLite's ALTER TABLE does little), so
-  // they run with foreign keys off, as SQLite's documented procedure for schema changes does, and
-  // a migration that leaves a dangling reference is rolled back.
   Status MigrationWrite(const std::function<Status(Transaction&)>& body) override {
-    std::lock_guard<std::mutex> lock(writer_mutex_);
-    KILN_RETURN_IF_ERROR(SetWriterSync(Durability::kPowerLoss));
-    int rc = writer_->Simple("PRAGMA foreign_keys=OFF");
-    if (rc != SQLITE_OK) return SqliteStatus(writer_->handle(), rc, "PRAGMA foreign_keys=OFF");
-    Status status = RunTransaction(*writer_, "BEGIN IMMEDIATE", [&](Transaction& tx) -> Status {
-      KILN_RETURN_IF_ERROR(body(tx));
-      KILN_ASSIGN_OR_RETURN(Rows dangling, tx.Query("PRAGMA foreign_key_check"));
-      if (!dangling.empty()) {
-        return FailedPrecondition("the migration left rows of " + dangling.Text(0, 0) +
-                                  " referencing missing rows of " + dangling.Text(0, 2));
-      }
-      return Status::Ok();
-    });
-    rc = writer_->Simple("PRAGMA foreign_keys=ON");
-    if (status.ok() && rc != SQLITE_OK) {
-      return SqliteStatus(writer_->handle(), rc, "PRAGMA foreign_keys=ON");
-    }
-    return status;
+    return Write(body, Durability::kPowerLoss);
   }
 
   Status Read(const std::function<Status(Transaction&)>& body) override {
@@ -406,18 +393,6 @@ class SqliteDatabase : public MigratableDatabase {
   }
 
  private:
-  // synchronous applies per connection and cannot change inside a transaction: set it between
-  // transactions, only when it differs from what the writer has now. Under writer_mutex_.
-  Status SetWriterSync(Durability durability) {
-    const bool want_full = options_.sync_full || durability == Durability::kPowerLoss;
-    if (want_full != writer_sync_full_) {
-      int rc = writer_->Simple(want_full ? "PRAGMA synchronous=FULL" : "PRAGMA synchronous=NORMAL");
-      if (rc != SQLITE_OK) return SqliteStatus(writer_->handle(), rc, "PRAGMA synchronous");
-      writer_sync_full_ = want_full;
-    }
-    return Status::Ok();
-  }
-
   // Runs `body` between `begin` and COMMIT, retrying the whole of it while the database is busy.
   Status RunTransaction(SqliteConnection& connection, std::string_view begin,
                         const std::function<Status(Transaction&)>& body) {
