@@ -247,6 +247,34 @@ Result<ResolvedIdentifier> Resolve(const filter::Identifier& identifier, const D
 
 // The statement under construction. Fragments are kept per section so that bound parameters
 // line up with the placeholders in text order: joins, then WHERE, then LIMIT/OFFSET.
+// The key/value table behind metrics, params and tags of one domain.
+struct KeyValueTable {
+  std::string_view table;
+  // Columns matched to the searched row, {a} standing for the table's alias and {r} for the
+  // searched row's: "{a}.run_uuid = {r}.run_uuid".
+  std::string_view join_on;
+  std::string_view row_alias;  // what {r} is unless the query is driven from a filter join
+};
+
+std::string JoinOn(const KeyValueTable& kv, const std::string& alias,
+                   std::string_view row_alias = {}) {
+  if (row_alias.empty()) row_alias = kv.row_alias;
+  std::string out;
+  std::string_view text = kv.join_on;
+  for (size_t i = 0; i < text.size(); ++i) {
+    if (text.substr(i, 3) == "{a}") {
+      out += alias;
+      i += 2;
+    } else if (text.substr(i, 3) == "{r}") {
+      out += row_alias;
+      i += 2;
+    } else {
+      out.push_back(text[i]);
+    }
+  }
+  return out;
+}
+
 class QueryBuilder {
  public:
   explicit QueryBuilder(const store::Dialect& dialect) : dialect_(dialect) {}
@@ -255,12 +283,32 @@ class QueryBuilder {
   std::string NewAlias(std::string_view prefix) {
     return std::string(prefix) + std::to_string(alias_count_++);
   }
-  size_t join_count() const { return join_count_; }
+  size_t join_count() const { return join_count_ + filter_joins_.size(); }
 
+  // An inner join of a filter clause: rows of kv.table (as `alias`) linked to the searched row
+  // that pass `test`.
+  void AddFilterJoin(const KeyValueTable& kv, std::string alias, std::string test,
+                     std::vector<store::Value> params) {
+    filter_joins_.push_back({kv, std::move(alias), std::move(test), std::move(params)});
+  }
+  // Any other join (LEFT JOINs for ORDER BY keys), after the filter joins.
   void AddJoin(std::string sql, std::vector<store::Value> params) {
     joins_ += " " + sql;
     Append(&join_params_, std::move(params));
     ++join_count_;
+  }
+  // SQLite: start from filter join `alias`, walked in the order of its index, then probe every
+  // other filter join, and only then look up the searched row (CROSS JOIN fixes that order in
+  // SQLite's planner), so rows that fail a filter never cost a lookup of the row. The other
+  // joins link to the driver's row id. False (and nothing changes) without such a join.
+  bool DriveFrom(const std::string& alias) {
+    for (size_t i = 0; i < filter_joins_.size(); ++i) {
+      if (filter_joins_[i].alias == alias) {
+        driver_ = i;
+        return true;
+      }
+    }
+    return false;
   }
   void AddWhere(std::string sql, std::vector<store::Value> params) {
     where_.push_back(std::move(sql));
@@ -268,9 +316,34 @@ class QueryBuilder {
   }
   void AddOrder(std::string sql) { order_.push_back(std::move(sql)); }
 
-  SqlStatement Finish(std::string_view select_from, int64_t limit, int64_t offset) {
+  // `select` lists the columns; `from` is the searched table and its alias ("runs r").
+  SqlStatement Finish(std::string_view select, std::string_view from, int64_t limit,
+                      int64_t offset) {
     SqlStatement statement;
-    statement.sql = std::string(select_from) + joins_;
+    statement.sql = std::string(select) + " FROM ";
+    std::vector<store::Value> params;
+    auto filter_join = [&](const FilterJoin& join, std::string_view keyword,
+                           std::string_view row_alias) {
+      statement.sql += " " + std::string(keyword) + " " + std::string(join.kv.table) + " " +
+                       join.alias + " ON " + JoinOn(join.kv, join.alias, row_alias) + " AND " +
+                       join.test;
+      Append(&params, join.params);
+    };
+    if (driver_) {
+      const FilterJoin& driver = filter_joins_[*driver_];
+      statement.sql += std::string(driver.kv.table) + " " + driver.alias;
+      for (size_t i = 0; i < filter_joins_.size(); ++i) {
+        if (i != *driver_) filter_join(filter_joins_[i], "CROSS JOIN", driver.alias);
+      }
+      // The driver's link to the searched row, and its test, in the row's ON.
+      statement.sql += " CROSS JOIN " + std::string(from) + " ON " +
+                       JoinOn(driver.kv, driver.alias) + " AND " + driver.test;
+      Append(&params, driver.params);
+    } else {
+      statement.sql += from;
+      for (const FilterJoin& join : filter_joins_) filter_join(join, "JOIN", {});
+    }
+    statement.sql += joins_;
     for (size_t i = 0; i < where_.size(); ++i) {
       statement.sql += (i == 0 ? " WHERE " : " AND ") + where_[i];
     }
@@ -278,7 +351,8 @@ class QueryBuilder {
       statement.sql += (i == 0 ? " ORDER BY " : ", ") + order_[i];
     }
     statement.sql += " LIMIT ? OFFSET ?";
-    statement.params = std::move(join_params_);
+    statement.params = std::move(params);
+    Append(&statement.params, std::move(join_params_));
     Append(&statement.params, std::move(where_params_));
     statement.params.push_back(limit);
     statement.params.push_back(offset);
@@ -286,6 +360,13 @@ class QueryBuilder {
   }
 
  private:
+  struct FilterJoin {
+    KeyValueTable kv;
+    std::string alias;
+    std::string test;
+    std::vector<store::Value> params;
+  };
+
   static void Append(std::vector<store::Value>* to, std::vector<store::Value> from) {
     for (auto& v : from) to->push_back(std::move(v));
   }
@@ -293,6 +374,8 @@ class QueryBuilder {
   const store::Dialect& dialect_;
   int alias_count_ = 0;
   size_t join_count_ = 0;
+  std::vector<FilterJoin> filter_joins_;
+  std::optional<size_t> driver_;  // DriveFrom
   std::string joins_;
   std::vector<store::Value> join_params_;
   std::vector<std::string> where_;
@@ -453,26 +536,6 @@ Status CheckClause(const Clause& clause, const ResolvedIdentifier& id, const Dom
   return Status::Ok();
 }
 
-// The key/value table behind metrics, params and tags of one domain.
-struct KeyValueTable {
-  std::string_view table;
-  std::string_view join_on;  // columns matched to the searched row: "{a}.run_uuid = r.run_uuid"
-};
-
-std::string JoinOn(const KeyValueTable& kv, const std::string& alias) {
-  std::string out;
-  std::string_view text = kv.join_on;
-  for (size_t i = 0; i < text.size(); ++i) {
-    if (text.substr(i, 3) == "{a}") {
-      out += alias;
-      i += 2;
-    } else {
-      out.push_back(text[i]);
-    }
-  }
-  return out;
-}
-
 Predicate AttributePredicate(const store::Dialect& dialect, const Attribute& attribute,
                              const Clause& clause) {
   if (attribute.type == ColumnType::kInteger) {
@@ -525,16 +588,15 @@ Status AddFilter(std::string_view filter_text, const Domain& domain, const Domai
                                                clause.value);
         std::vector<store::Value> params = {id.key};
         for (auto& v : test.params) params.push_back(std::move(v));
-        std::string condition = JoinOn(kv, alias) + " AND " + alias + ".key = ? AND " + test.sql;
+        std::string key_and_value = alias + ".key = ? AND " + test.sql;
         if (query->join_count() < kMaxFilterJoins) {
-          query->AddJoin("JOIN " + std::string(kv.table) + " " + alias + " ON " + condition,
-                         std::move(params));
+          query->AddFilterJoin(kv, alias, std::move(key_and_value), std::move(params));
           if (id.entity == Entity::kMetric) {
             metric_joins->push_back({id.key, alias, clause.comparator != "!="});
           }
         } else {
           query->AddWhere("EXISTS (SELECT 1 FROM " + std::string(kv.table) + " " + alias +
-                              " WHERE " + condition + ")",
+                              " WHERE " + JoinOn(kv, alias) + " AND " + key_and_value + ")",
                           std::move(params));
         }
         break;
@@ -641,9 +703,9 @@ Result<SqlStatement> BuildRunPageSql(const RunSearchSpec& spec, const store::Dia
   KILN_RETURN_IF_ERROR(CheckPaging(spec.max_results, spec.offset));
   const Domain& domain = RunDomain();
   QueryBuilder query(dialect);
-  DomainTables tables{KeyValueTable{"latest_metrics", "{a}.run_uuid = r.run_uuid"},
-                      KeyValueTable{"params", "{a}.run_uuid = r.run_uuid"},
-                      KeyValueTable{"tags", "{a}.run_uuid = r.run_uuid"}};
+  DomainTables tables{KeyValueTable{"latest_metrics", "{a}.run_uuid = {r}.run_uuid", "r"},
+                      KeyValueTable{"params", "{a}.run_uuid = {r}.run_uuid", "r"},
+                      KeyValueTable{"tags", "{a}.run_uuid = {r}.run_uuid", "r"}};
   std::vector<MetricJoin> metric_joins;
   KILN_RETURN_IF_ERROR(AddFilter(spec.filter, domain, tables, &query, &metric_joins));
   KILN_ASSIGN_OR_RETURN(std::vector<OrderKey> keys, ParseOrderKeys(spec.order_by, domain));
@@ -663,6 +725,7 @@ Result<SqlStatement> BuildRunPageSql(const RunSearchSpec& spec, const store::Dia
   std::string lifecycle = LifecycleTest("r.lifecycle_stage", spec.view_type);
   if (!lifecycle.empty()) query.AddWhere(lifecycle, {});
 
+  std::optional<std::string> driver;  // a filter's metric join that the first key orders by
   for (const OrderKey& key : keys) {
     if (key.id.entity == Entity::kAttribute) {
       AddAttributeOrder(*key.id.attribute, key.ascending, &query);
@@ -687,6 +750,7 @@ Result<SqlStatement> BuildRunPageSql(const RunSearchSpec& spec, const store::Dia
                         JoinOn(kv, alias) + " AND " + alias + ".key = ?",
                     {key.id.key});
     }
+    if (numeric && &key == &keys.front()) driver = alias;
     if (key.id.entity == Entity::kMetric && !numeric) {
       query.AddOrder("CASE WHEN " + alias + ".run_uuid IS NULL THEN 2 WHEN " + alias +
                      ".is_nan = 1 THEN 1 ELSE 0 END");
@@ -699,7 +763,12 @@ Result<SqlStatement> BuildRunPageSql(const RunSearchSpec& spec, const store::Dia
   // differently on the two backends), and this shape matches runs_experiment_start.
   query.AddOrder("r.start_time DESC");
   query.AddOrder("r.run_uuid ASC");
-  return query.Finish("SELECT " + std::string(columns) + " FROM runs r", spec.max_results + 1,
+  // Ordered by a metric a clause filters, SQLite already walks that metric's (key, value) index
+  // and stops near the LIMIT; it is told to test the other clauses before looking up each run
+  // (its planner, without statistics, looked the run up first: 2-3 times the work on 100,000
+  // runs). PostgreSQL plans from its statistics.
+  if (driver && dialect.backend() == store::Backend::kSqlite) query.DriveFrom(*driver);
+  return query.Finish("SELECT " + std::string(columns), "runs r", spec.max_results + 1,
                       spec.offset);
 }
 
@@ -772,7 +841,7 @@ Result<SqlStatement> BuildExperimentSearchSql(const ExperimentSearchSpec& spec,
   KILN_RETURN_IF_ERROR(AddAttributeOrders(keys, &query));
   // MLflow's tie-break: experiment_id descending unless ordered by it already.
   if (!HasAttribute(keys, "e.experiment_id")) query.AddOrder("e.experiment_id DESC");
-  return query.Finish("SELECT e.experiment_id FROM experiments e", spec.max_results + 1,
+  return query.Finish("SELECT e.experiment_id", "experiments e", spec.max_results + 1,
                       spec.offset);
 }
 
@@ -788,8 +857,7 @@ Result<SqlStatement> BuildRegisteredModelSearchSql(const RegisteredModelSearchSp
   KILN_ASSIGN_OR_RETURN(std::vector<OrderKey> keys, ParseOrderKeys(spec.order_by, domain));
   KILN_RETURN_IF_ERROR(AddAttributeOrders(keys, &query));
   if (!HasAttribute(keys, "m.name")) query.AddOrder("m.name ASC");
-  return query.Finish("SELECT m.name FROM registered_models m", spec.max_results + 1,
-                      spec.offset);
+  return query.Finish("SELECT m.name", "registered_models m", spec.max_results + 1, spec.offset);
 }
 
 Result<SqlStatement> BuildModelVersionSearchSql(const ModelVersionSearchSpec& spec,
@@ -813,7 +881,7 @@ Result<SqlStatement> BuildModelVersionSearchSql(const ModelVersionSearchSpec& sp
   KILN_RETURN_IF_ERROR(AddAttributeOrders(keys, &query));
   if (!HasAttribute(keys, "v.name")) query.AddOrder("v.name ASC");
   if (!HasAttribute(keys, "v.version")) query.AddOrder("v.version DESC");
-  return query.Finish("SELECT v.name, v.version FROM model_versions v", spec.max_results + 1,
+  return query.Finish("SELECT v.name, v.version", "model_versions v", spec.max_results + 1,
                       spec.offset);
 }
 

@@ -231,6 +231,48 @@ TEST(RunSearchSqlTest, OrderByMetricReusesTheFilterJoin) {
   EXPECT_NE(statement->sql.find("LEFT JOIN latest_metrics"), std::string::npos);
 }
 
+// Ordered by a metric that a clause filters, SQLite walks that metric's index and is told (CROSS
+// JOIN) to test the other clauses before it looks each run up; PostgreSQL plans by itself.
+TEST(RunSearchSqlTest, OrderedByAFilteredMetricSqliteTestsTheOtherClausesBeforeTheRun) {
+  const RunSearchSpec spec =
+      RunSpec("params.model = 'xgb' AND metrics.auc > 0.9 AND tags.team = 'a'", {"metrics.auc DESC"});
+  Result<SqlStatement> statement = BuildRunSearchSql(spec, kSqlite);
+  ASSERT_TRUE(statement.ok()) << statement.status().ToString();
+  const std::string& sql = statement->sql;
+  const size_t from = sql.find(" FROM latest_metrics f1 CROSS JOIN params f0 ON f0.run_uuid = "
+                               "f1.run_uuid AND f0.key = ? AND ");
+  const size_t tags = sql.find(" CROSS JOIN tags f2 ON f2.run_uuid = f1.run_uuid AND f2.key = ?");
+  const size_t runs =
+      sql.find(" CROSS JOIN runs r ON f1.run_uuid = r.run_uuid AND f1.key = ? AND f1.is_nan = 0");
+  EXPECT_NE(from, std::string::npos) << sql;
+  EXPECT_LT(from, tags) << sql;
+  EXPECT_LT(tags, runs) << sql;
+  EXPECT_NE(runs, std::string::npos) << sql;
+  EXPECT_NE(sql.find("ORDER BY f1.value DESC, r.start_time DESC"), std::string::npos) << sql;
+  // Bound in the order of the text: the params' clause, the tags', the driving metric's, then
+  // the experiment, LIMIT and OFFSET.
+  const std::vector<store::Value> expected = {
+      std::string("model"), std::string("xgb"), std::string("team"), std::string("a"),
+      std::string("auc"),   0.9,                int64_t{1},          int64_t{1001},
+      int64_t{0}};
+  EXPECT_EQ(statement->params, expected);
+
+  for (const RunSearchSpec& undriven :
+       {RunSpec("params.model = 'xgb' AND metrics.auc > 0.9", {"start_time DESC"}),
+        RunSpec("params.model = 'xgb' AND metrics.auc != 0.9", {"metrics.auc DESC"}),
+        RunSpec("params.model = 'xgb'", {"metrics.auc DESC"}),
+        RunSpec("metrics.auc > 0.9 AND metrics.f1 > 0.5", {"run_name ASC", "metrics.auc DESC"})}) {
+    Result<SqlStatement> plain = BuildRunSearchSql(undriven, kSqlite);
+    ASSERT_TRUE(plain.ok()) << plain.status().ToString();
+    EXPECT_NE(plain->sql.find(" FROM runs r"), std::string::npos) << plain->sql;
+    EXPECT_EQ(plain->sql.find("CROSS JOIN"), std::string::npos) << plain->sql;
+  }
+  Result<SqlStatement> postgres = BuildRunSearchSql(spec, kPostgres);
+  ASSERT_TRUE(postgres.ok());
+  EXPECT_NE(postgres->sql.find(" FROM runs r JOIN params f0"), std::string::npos) << postgres->sql;
+  EXPECT_EQ(postgres->sql.find("CROSS JOIN"), std::string::npos) << postgres->sql;
+}
+
 TEST(RunSearchSqlTest, ManyClausesFallBackToExistsSubqueries) {
   std::string filter;
   for (int i = 0; i < 60; ++i) {
@@ -610,6 +652,35 @@ TEST_P(SearchExecutionTest, OrderByAttributeWithTieBreak) {
 TEST_P(SearchExecutionTest, CombinedFilterAndOrder) {
   EXPECT_EQ(Runs("metrics.auc > 0.9 AND params.model = 'xgb'", {"metrics.auc DESC"}),
             (Ids{"d4", "a1"}));
+}
+
+// The same results whichever order the clauses are tested in (SQLite tests them before the run
+// when ordered by a filtered metric).
+TEST_P(SearchExecutionTest, OrderedByAFilteredMetricWithOtherClauses) {
+  EXPECT_EQ(Runs("metrics.auc > 0.9 AND params.model = 'xgb' AND tags.team = 'Vision'",
+                 {"metrics.auc DESC"}),
+            (Ids{"a1"}));
+  EXPECT_EQ(Runs("params.model ILIKE 'xgb' AND metrics.auc > 0.4", {"metrics.auc ASC"}),
+            (Ids{"b2", "a1", "d4"}));
+  EXPECT_EQ(Runs("metrics.auc > 0.4 AND attributes.user_id = 'bob'", {"metrics.auc DESC"}),
+            (Ids{"d4", "b2"}));
+  EXPECT_EQ(Runs("metrics.auc > 0.4 AND params.model ILIKE 'xgb'", {"metrics.auc ASC"},
+                 ViewType::kActiveOnly, 1, 1),
+            (Ids{"a1", "d4"}));
+  EXPECT_EQ(Runs("metrics.auc > 0.9 AND params.model = 'xgb'", {"metrics.auc DESC"},
+                 ViewType::kAll),
+            (Ids{"d4", "e5", "a1"}));
+  EXPECT_EQ(Runs("metrics.auc > 0.9 AND datasets.name = 'train'", {"metrics.auc DESC"}), Ids{});
+  EXPECT_EQ(Runs("metrics.auc >= 0.5 AND datasets.name = 'train'", {"metrics.auc DESC"}),
+            (Ids{"b2"}));
+  EXPECT_EQ(Runs("metrics.auc > 0.9 AND params.model = 'xgb'",
+                 {"metrics.auc DESC", "params.lr ASC"}),
+            (Ids{"d4", "a1"}));
+  RunSearchSpec spec = RunSpec("metrics.auc > 0.9 AND tags.team ILIKE 'vision'", {"metrics.auc ASC"});
+  spec.experiment_ids = {1, 2};
+  EXPECT_EQ(Keys(BuildRunSearchSql(spec, db()->dialect())), (Ids{"a1"}));
+  spec.filter = "metrics.auc > 0.9";
+  EXPECT_EQ(Keys(BuildRunSearchSql(spec, db()->dialect())), (Ids{"f6", "a1", "d4"}));
 }
 
 TEST_P(SearchExecutionTest, ClausesBeyondTheJoinLimitStillFilter) {
