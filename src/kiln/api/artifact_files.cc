@@ -22,7 +22,9 @@ namespace {
 
 namespace fs = std::filesystem;
 
-constexpr size_t kMaxNameBytes = 255;     // NAME_MAX on Linux file systems
+// NAME_MAX on Linux file systems, less the ".tmp-<12 characters>" suffix of the temp file an
+// atomic write makes beside the final name (core/file_util.cc, artifacts.cc).
+constexpr size_t kMaxNameBytes = 255 - 17;
 constexpr size_t kMaxPathBytes = 3000;    // well below PATH_MAX with the root prefixed
 constexpr size_t kDownloadPieceBytes = 1024 * 1024;  // read and sent a piece at a time
 
