@@ -22,9 +22,9 @@ namespace {
 
 namespace fs = std::filesystem;
 
-// NAME_MAX on Linux file systems, less the ".tmp-<12 characters>" suffix of the temp file an
-// atomic write makes beside the final name (core/file_util.cc, artifacts.cc).
-constexpr size_t kMaxNameBytes = 255 - 17;
+// NAME_MAX on Linux file systems, less the suffix of the temp file an atomic write makes beside
+// the final name.
+constexpr size_t kMaxNameBytes = 255 - kTempSuffixBytes;
 constexpr size_t kMaxPathBytes = 3000;    // well below PATH_MAX with the root prefixed
 constexpr size_t kDownloadPieceBytes = 1024 * 1024;  // read and sent a piece at a time
 
@@ -190,9 +190,8 @@ std::vector<FileEntry> ListDirectory(const std::string& directory) {
   for (fs::directory_iterator it(directory, error), end; !error && it != end; it.increment(error)) {
     FileEntry entry;
     entry.name = it->path().filename().string();
-    // The temp file of an atomic write in progress (core/file_util.cc: "<name>.tmp-<id>") is
-    // not an artifact yet.
-    if (entry.name.find(".tmp-") != std::string::npos) continue;
+    // The temp file of an atomic write in progress (TempPathBeside) is not an artifact yet.
+    if (entry.name.find(kTempMarker) != std::string::npos) continue;
     std::error_code entry_error;
     entry.is_dir = it->is_directory(entry_error);
     if (!entry.is_dir) {

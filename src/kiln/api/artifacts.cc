@@ -302,7 +302,7 @@ class ArtifactHandlers {
     std::string full_path = JoinPath(root_, relative);
     KILN_RETURN_IF_ERROR(PrepareDestination(full_path));
     TempFile temp;
-    temp.path = full_path + ".tmp-" + NewId().substr(0, 12);  // hidden from listings
+    temp.path = TempPathBeside(full_path);  // hidden from listings
     temp.fd = ::open(temp.path.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
     if (temp.fd < 0) return ErrnoError("cannot create", temp.path);
     std::string buffer(kCopyBytes, '\0');

@@ -63,9 +63,13 @@ Status SyncDirectory(const std::string& path) {
   return Status::Ok();
 }
 
+std::string TempPathBeside(const std::string& path) {
+  return path + std::string(kTempMarker) + NewId().substr(0, kTempSuffixBytes - kTempMarker.size());
+}
+
 Status WriteFileAtomic(const std::string& path, std::string_view contents) {
   std::string dir = ParentDir(path);
-  std::string temp = path + ".tmp-" + NewId().substr(0, 12);
+  std::string temp = TempPathBeside(path);
   int fd = ::open(temp.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
   if (fd < 0) return ErrnoStatus("cannot create", temp);
   size_t written = 0;

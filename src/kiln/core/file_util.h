@@ -1,6 +1,7 @@
 // Files: reading, atomic replacement, directories, and fault-injection points for crash tests.
 #pragma once
 
+#include <cstddef>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -10,6 +11,13 @@
 namespace kiln {
 
 Result<std::string> ReadFile(const std::string& path);
+
+// Atomic writes first write "<path>.tmp-<12 random characters>" beside the file, then rename it.
+// A name is therefore limited to NAME_MAX less kTempSuffixBytes, and listings skip names that
+// contain kTempMarker.
+inline constexpr std::string_view kTempMarker = ".tmp-";
+inline constexpr size_t kTempSuffixBytes = kTempMarker.size() + 12;
+std::string TempPathBeside(const std::string& path);
 
 // Replaces `path` with `contents` so that a reader (or a crash at any moment) sees either the old
 // file or the new one, never a mix: write a temp file beside it, fsync it, rename over `path`,

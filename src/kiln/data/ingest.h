@@ -149,7 +149,7 @@ class Ingest {
   // the table has far fewer rows (or values) than expected.
   KeyLimits sample_limits_;
   // Some chunk's profile holds only part of its sample candidates (a saved profile was merged,
-  // or chunks are profiled with sample_limit_): the table's sample is checked at the end.
+  // or chunks are profiled with sample_limits_): the table's sample is checked at the end.
   bool reused_profiles_ = false;
   // The schema has only numeric and timestamp columns, whose statistics rows can be taken back
   // from (ProfileBuilder::Remove); set with the schema.

@@ -942,14 +942,13 @@ struct ProfileBuilder::State {
   std::vector<NumericStats*> numeric;
   std::vector<table::ShortDecimal> decimals;  // AddChecked: the row's short decimals, in order
   std::vector<size_t> decimal_columns;       // and their columns
-  // Deserialize: the key limits the state was saved with, per column (values below them are all
-  // here).
-  KeyLimits restored_limits;
+  // Deserialize: per sample column, the key limit the state was saved with (values below it
+  // are all here); kUnlimited for a builder that was not restored.
+  std::vector<uint64_t> restored_limits;
   // Remove: per sample column, the values that are not in the sample (dropped by the saved
   // state's key limit); set up by the first Remove.
   std::vector<int64_t> dropped;
-  std::vector<uint64_t> restored_slot_limits;  // restored_limits by sample column (PrepareEdits)
-  bool edited = false;                         // Remove was called
+  bool edited = false;  // Remove was called
   // Per column: an edit may have left min and max other than profiling afresh would give (a
   // removed value at a bound, or a zero of the other sign than an equal bound).
   std::vector<uint8_t> stale_bounds;
@@ -985,14 +984,13 @@ bool ProfileBuilder::State::PrepareEdits() {
     return false;
   }
   dropped.assign(sample->width(), 0);
-  restored_slot_limits = SlotLimits(restored_limits);
   for (const ColumnStats& column : columns) {
     if (column.categories) return false;
     if (!column.numeric || capacity == 0) continue;
     const size_t slot = column.numeric->sample_slot;
     const int64_t with_value = column.count - column.numeric->nan;
     const int64_t missing = with_value - sample->CandidatesWithValue(slot);
-    const uint64_t restored_limit = restored_slot_limits[slot];
+    const uint64_t restored_limit = restored_limits[slot];
     const bool limited = restored_limit != RowSample::kUnlimited;
     const bool saved_limit = sample->saved_limits()[slot] == restored_limit && limited;
     if (missing < 0 || (missing > 0) != saved_limit ||
@@ -1083,6 +1081,7 @@ ProfileBuilder::ProfileBuilder(table::Schema schema, ProfileOptions options)
     state_->columns.push_back(std::move(stats));
   }
   state_->sample = std::make_unique<RowSample>(numeric_columns, options.sample_size);
+  state_->restored_limits.assign(numeric_columns, RowSample::kUnlimited);
   state_->row_values.assign(numeric_columns, std::numeric_limits<double>::quiet_NaN());
   state_->cell_values.resize(state_->columns.size());
   for (const ColumnStats& column : state_->columns) {
@@ -1370,7 +1369,7 @@ bool ProfileBuilder::Remove(const table::RowReader& row) {
   // the others were dropped.
   RowSample& sample = *state.sample;
   const uint64_t key = Mix(static_cast<uint64_t>(row.line()) ^ state.seed_mix);
-  const std::vector<uint64_t>& limits = state.restored_slot_limits;
+  const std::vector<uint64_t>& limits = state.restored_limits;
   bool candidate = false;
   for (size_t c = 0; c < sample.width() && sample.capacity() > 0; ++c) {
     if (std::isnan(row_values[c])) continue;
@@ -1469,7 +1468,16 @@ bool ProfileBuilder::EditsExact() const {
   return !state_->sample->Compacted();
 }
 
-const KeyLimits& ProfileBuilder::RestoredKeyLimits() const { return state_->restored_limits; }
+KeyLimits ProfileBuilder::RestoredKeyLimits() const {
+  const State& state = *state_;
+  std::vector<uint64_t> columns(state.columns.size(), KeyLimits::kNone);
+  for (size_t i = 0; i < state.columns.size(); ++i) {
+    if (state.columns[i].numeric) {
+      columns[i] = state.restored_limits[state.columns[i].numeric->sample_slot];
+    }
+  }
+  return KeyLimits(std::move(columns));
+}
 
 void ProfileBuilder::Merge(ProfileBuilder&& other) {
   State& state = *state_;
@@ -2042,11 +2050,7 @@ Result<ProfileBuilder> ProfileBuilder::Deserialize(const table::Schema& schema,
   }
   if (in.remaining() != 0) return malformed();
   state.sample->Restore(std::move(keys), std::move(values), std::move(saved_limits));
-  std::vector<uint64_t> column_limits(schema.columns.size(), KeyLimits::kNone);
-  for (size_t i = 0; i < state.columns.size(); ++i) {
-    if (state.columns[i].numeric) column_limits[i] = key_limits[state.columns[i].numeric->sample_slot];
-  }
-  state.restored_limits = KeyLimits(std::move(column_limits));
+  state.restored_limits = std::move(key_limits);
   return builder;
 }
 

@@ -108,7 +108,7 @@ class ProfileBuilder {
   // for a builder that was not restored. Serialize an edited builder with them: only values
   // below them are known, and then the saved state is exactly what the edited rows profiled
   // afresh give.
-  const KeyLimits& RestoredKeyLimits() const;
+  KeyLimits RestoredKeyLimits() const;
   // Keeps only sample values with keys below their column's limit from the start (a row with
   // none is not kept), instead of every row's values, and records the columns that lost one as
   // a part saved with those limits does: for a part of a large table, with limits at or above

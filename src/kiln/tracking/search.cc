@@ -245,8 +245,6 @@ Result<ResolvedIdentifier> Resolve(const filter::Identifier& identifier, const D
   return resolved;
 }
 
-// The statement under construction. Fragments are kept per section so that bound parameters
-// line up with the placeholders in text order: joins, then WHERE, then LIMIT/OFFSET.
 // The key/value table behind metrics, params and tags of one domain.
 struct KeyValueTable {
   std::string_view table;
@@ -275,6 +273,8 @@ std::string JoinOn(const KeyValueTable& kv, const std::string& alias,
   return out;
 }
 
+// The statement under construction. Fragments are kept per section so that bound parameters
+// line up with the placeholders in text order: joins, then WHERE, then LIMIT/OFFSET.
 class QueryBuilder {
  public:
   explicit QueryBuilder(const store::Dialect& dialect) : dialect_(dialect) {}
@@ -300,15 +300,11 @@ class QueryBuilder {
   // SQLite: start from filter join `alias`, walked in the order of its index, then probe every
   // other filter join, and only then look up the searched row (CROSS JOIN fixes that order in
   // SQLite's planner), so rows that fail a filter never cost a lookup of the row. The other
-  // joins link to the driver's row id. False (and nothing changes) without such a join.
-  bool DriveFrom(const std::string& alias) {
+  // joins link to the driver's row id. Nothing changes if `alias` is no filter join.
+  void DriveFrom(const std::string& alias) {
     for (size_t i = 0; i < filter_joins_.size(); ++i) {
-      if (filter_joins_[i].alias == alias) {
-        driver_ = i;
-        return true;
-      }
+      if (filter_joins_[i].alias == alias) driver_ = i;
     }
-    return false;
   }
   void AddWhere(std::string sql, std::vector<store::Value> params) {
     where_.push_back(std::move(sql));
