@@ -352,8 +352,8 @@ Status Ingest::InferSchema(std::string_view first_chunk) {
     // Per numeric column, limits for the values it is expected to hold: the expected rows times
     // the share of the first chunk's rows it has a value in. Saving keeps 1.25 times the sample
     // for a column with values in most rows, twice for a sparser one (its share is less sure).
-    // Chunks profiled here keep four times what saving keeps, which leaves the sample exact down
-    // to a quarter of the expected values (JSONL chunks keep all).
+    // Chunks profiled here (CSV, TSV and JSONL) keep four times what saving keeps, which leaves
+    // the sample exact down to a quarter of the expected values.
     std::vector<uint64_t> saving(schema_.columns.size(), KeyLimits::kNone);
     std::vector<uint64_t> sampling(schema_.columns.size(), KeyLimits::kNone);
     for (size_t i = 0; i < schema_.columns.size(); ++i) {
@@ -366,9 +366,7 @@ Status Ingest::InferSchema(std::string_view first_chunk) {
           static_cast<uint64_t>(std::llround(static_cast<double>(expected_rows) * share));
       const double margin = share >= 0.9 ? 1.25 : 2;
       saving[i] = ProfileBuilder::KeyLimitFor(values, options_->profile, margin);
-      if (*target_.format != table::Format::kJsonl) {
-        sampling[i] = ProfileBuilder::KeyLimitFor(values, options_->profile, 4 * margin);
-      }
+      sampling[i] = ProfileBuilder::KeyLimitFor(values, options_->profile, 4 * margin);
       // Every chunk parsed from now on keeps part of its candidates, as a reused one does.
       if (sampling[i] != KeyLimits::kNone) reused_profiles_ = true;
     }

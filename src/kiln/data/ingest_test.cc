@@ -169,18 +169,51 @@ TEST_P(SavedChunkProfileTest, GcKeepsSavedChunkProfilesOfLiveVersionsAndFsckChec
   EXPECT_LE(next.chunks_parsed * 4, next.chunks);
 }
 
+// The JSONL form of a CSV without quotes: an object per row, numbers as numbers, other text as
+// strings, empty fields left out.
+std::string CsvToJsonl(const std::string& csv) {
+  auto split = [](std::string_view line) {
+    std::vector<std::string_view> fields;
+    for (size_t start = 0;;) {
+      const size_t comma = line.find(',', start);
+      fields.push_back(line.substr(start, comma == std::string_view::npos ? comma : comma - start));
+      if (comma == std::string_view::npos) return fields;
+      start = comma + 1;
+    }
+  };
+  std::string_view rest = csv;
+  const size_t header_end = rest.find('\n');
+  const std::vector<std::string_view> names = split(rest.substr(0, header_end));
+  rest.remove_prefix(header_end + 1);
+  std::string out;
+  while (!rest.empty()) {
+    const size_t line_end = rest.find('\n');
+    const std::vector<std::string_view> fields = split(rest.substr(0, line_end));
+    rest.remove_prefix(line_end + 1);
+    std::string object;
+    for (size_t i = 0; i < fields.size(); ++i) {
+      if (fields[i].empty()) continue;
+      const bool number = fields[i][0] == '-' || (fields[i][0] >= '0' && fields[i][0] <= '9');
+      object += (object.empty() ? "{\"" : ",\"") + std::string(names[i]) + "\":" +
+                (number ? std::string(fields[i]) : "\"" + std::string(fields[i]) + "\"");
+    }
+    out += object + "}\n";
+  }
+  return out;
+}
+
 // The stored profile of a first commit is the one a single builder over every row gives, also
 // when the table has far fewer rows than its first chunk suggested: chunks are profiled keeping
 // only the sample candidates such a table needs (ProfileBuilder::LimitSample), so then too few
-// remain and the table is profiled again without a limit.
+// remain and the table is profiled again without a limit. CSV and JSONL alike.
 TEST_P(SavedChunkProfileTest, FirstCommitsProfileEveryRowExactlyWhateverTheRowEstimate) {
-  auto numeric_rows = [](int count, int long_after, bool sparse_c = false) {
+  auto numeric_rows = [](int count, int long_after, bool sparse_c = false, size_t tail = 18) {
     std::string out = "id,a,b,c\n";
     for (int i = 0; i < count; ++i) {
       const std::string v = i < long_after
                                 ? std::to_string(i % 10) + ".5"
                                 : "-1234567890123456" + std::to_string(1000 + i % 8999) + ".25" +
-                                      std::string(18, '7');
+                                      std::string(tail, '7');
       out += std::to_string(i) + "," + v + "," + v + "," + (sparse_c && i % 10 != 0 ? "" : v) +
              "\n";
     }
@@ -189,46 +222,68 @@ TEST_P(SavedChunkProfileTest, FirstCommitsProfileEveryRowExactlyWhateverTheRowEs
   struct Case {
     std::string name;
     std::string csv;
+    bool jsonl_only = false;
   };
+  // A key that only later rows have: the JSONL table's schema grows after its first chunk.
+  std::string late_key = CsvToJsonl(numeric_rows(kRows / 2, 0));
+  for (int i = 0; i < kRows / 2; ++i) {
+    late_key += "{\"id\":" + std::to_string(kRows + i) + ",\"a\":" + std::to_string(i % 97) +
+                ".25,\"late\":" + std::to_string(i) + "}\n";
+  }
   const std::vector<Case> cases = {
       {"mixed columns", Rows(0, kRows)},
       {"numeric, even rows", numeric_rows(kRows, 0)},
       // The first chunk's short rows suggest ~9 times the rows the file has.
       {"numeric, short rows first", numeric_rows(kRows, 3000)},
+      // The same, with JSONL's keys making the difference in row length smaller.
+      {"numeric, much shorter rows first", numeric_rows(kRows, 3000, false, 80)},
       // A column with values in a tenth of the rows: its key limits are sized for its values.
       {"numeric, a sparse column", numeric_rows(kRows, 0, /*sparse_c=*/true)},
+      {"a key only later rows have", late_key, /*jsonl_only=*/true},
   };
   int n = 0;
-  for (const Case& c : cases) {
-    SCOPED_TRACE(c.name);
-    const std::string table = "first" + std::to_string(n++);
-    CommitStats stats = Commit(table + ".csv", c.csv);
-    EXPECT_EQ(stats.chunks_parsed, stats.chunks);
-    ASSERT_GT(stats.chunks, 10u);
-    table::ReadOptions read;
-    read.file_name = table + ".csv";
-    auto inferring = table::RowReader::Open(table::Format::kCsv, c.csv, read);
-    ASSERT_TRUE(inferring.ok()) << inferring.status().ToString();
-    table::SchemaInferrer inferrer(table::Format::kCsv);
-    while (true) {
-      Result<bool> more = (*inferring)->Next();
-      ASSERT_TRUE(more.ok()) << more.status().ToString();
-      if (!*more) break;
-      inferrer.Observe(**inferring);
+  for (const table::Format format : {table::Format::kCsv, table::Format::kJsonl}) {
+    for (const Case& c : cases) {
+      if (c.jsonl_only && format != table::Format::kJsonl) continue;
+      const std::string contents =
+          format == table::Format::kCsv || c.jsonl_only ? c.csv : CsvToJsonl(c.csv);
+      const std::string file_name = "first" + std::to_string(n++) +
+                                    (format == table::Format::kCsv ? ".csv" : ".jsonl");
+      SCOPED_TRACE(c.name + ", " + file_name);
+      CommitStats stats = Commit(file_name, contents);
+      EXPECT_EQ(stats.chunks_parsed, stats.chunks);
+      ASSERT_GT(stats.chunks, 10u);
+      table::ReadOptions read;
+      read.file_name = file_name;
+      read.has_header = format == table::Format::kCsv;
+      auto inferring = table::RowReader::Open(format, contents, read);
+      ASSERT_TRUE(inferring.ok()) << inferring.status().ToString();
+      table::SchemaInferrer inferrer(format);
+      while (true) {
+        Result<bool> more = (*inferring)->Next();
+        ASSERT_TRUE(more.ok()) << more.status().ToString();
+        if (!*more) break;
+        inferrer.Observe(**inferring);
+      }
+      const table::Schema schema = inferrer.Finish();
+      std::vector<std::string> names;
+      for (const table::Column& column : schema.columns) names.push_back(column.name);
+      ProfileBuilder whole(schema, options_.profile);
+      if (format == table::Format::kJsonl) read.column_names = names;
+      auto reader = table::RowReader::Open(format, contents, read);
+      ASSERT_TRUE(reader.ok());
+      while (true) {
+        Result<bool> more = (*reader)->Next();
+        ASSERT_TRUE(more.ok()) << more.status().ToString();
+        if (!*more) break;
+        whole.Add(**reader);
+      }
+      const std::string table = file_name.substr(0, file_name.find('.'));
+      EXPECT_EQ(Profile(table), whole.Finish());
+      auto fsck = repository_->Fsck(nullptr);
+      ASSERT_TRUE(fsck.ok()) << fsck.status().ToString();
+      EXPECT_TRUE(fsck->problems.empty()) << fsck->ToJson().dump(2);
     }
-    ProfileBuilder whole(inferrer.Finish(), options_.profile);
-    auto reader = table::RowReader::Open(table::Format::kCsv, c.csv, read);
-    ASSERT_TRUE(reader.ok());
-    while (true) {
-      Result<bool> more = (*reader)->Next();
-      ASSERT_TRUE(more.ok()) << more.status().ToString();
-      if (!*more) break;
-      whole.Add(**reader);
-    }
-    EXPECT_EQ(Profile(table), whole.Finish());
-    auto fsck = repository_->Fsck(nullptr);
-    ASSERT_TRUE(fsck.ok()) << fsck.status().ToString();
-    EXPECT_TRUE(fsck->problems.empty()) << fsck->ToJson().dump(2);
   }
 }
 
