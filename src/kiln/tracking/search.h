@@ -13,6 +13,7 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <string>
 #include <string_view>
@@ -45,8 +46,15 @@ struct RunSearchSpec {
   int64_t max_results = 1000;  // validated by the caller: 1..50000
   int64_t offset = 0;          // from DecodePageToken
 };
+// Runs a `SELECT COUNT(*) ...` statement and returns the count: lets a runs search look at the
+// data before it picks a plan.
+using RowCounter = std::function<Result<int64_t>(const SqlStatement&)>;
 // SELECT run_uuid ... ORDER BY <order_by>, start_time DESC, run_uuid LIMIT max+1 OFFSET offset.
-Result<SqlStatement> BuildRunSearchSql(const RunSearchSpec& spec, const store::Dialect& dialect);
+// With `count`, a SQLite search in the default order whose filter has metric, param or tag
+// clauses first counts, up to a cap, the rows each clause passes, and starts from the most
+// selective clause, or walks the experiment's runs in order when no clause is selective.
+Result<SqlStatement> BuildRunSearchSql(const RunSearchSpec& spec, const store::Dialect& dialect,
+                                       const RowCounter* count = nullptr);
 
 struct Run;  // tracking_store.h
 template <typename T>

@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <cmath>
 #include <functional>
+#include <limits>
 #include <ostream>
 #include <string>
 #include <vector>
@@ -271,6 +272,101 @@ TEST(RunSearchSqlTest, OrderedByAFilteredMetricSqliteTestsTheOtherClausesBeforeT
   ASSERT_TRUE(postgres.ok());
   EXPECT_NE(postgres->sql.find(" FROM runs r JOIN params f0"), std::string::npos) << postgres->sql;
   EXPECT_EQ(postgres->sql.find("CROSS JOIN"), std::string::npos) << postgres->sql;
+}
+
+// In the default order, SQLite's plan follows counts of the rows each clause passes (up to a
+// cap): the most selective clause under the cap drives; with none, one experiment's runs are
+// walked in order. The counter sees each clause's own test.
+TEST(RunSearchSqlTest, DefaultOrderStartsFromTheMostSelectiveClauseOrFromTheRuns) {
+  RunSearchSpec spec = RunSpec("metrics.auc > 0.9 AND params.model = 'xgb'");
+  spec.max_results = 100;
+  spec.offset = 50;
+  const int64_t cap = 100 * (50 + 100 + 1);
+  std::vector<SqlStatement> counted;
+  std::vector<int64_t> counts;
+  const RowCounter count = [&](const SqlStatement& statement) -> Result<int64_t> {
+    counted.push_back(statement);
+    return counts[counted.size() - 1];
+  };
+  auto plan = [&](std::vector<int64_t> given, const RunSearchSpec& searched) {
+    counted.clear();
+    counts = std::move(given);
+    Result<SqlStatement> statement = BuildRunSearchSql(searched, kSqlite, &count);
+    EXPECT_TRUE(statement.ok()) << statement.status().ToString();
+    return statement.ok() ? statement->sql : std::string();
+  };
+
+  std::string sql = plan({12, cap}, spec);
+  ASSERT_EQ(counted.size(), 2u);
+  EXPECT_EQ(counted[0].sql,
+            "SELECT COUNT(*) FROM (SELECT 1 FROM latest_metrics f0 WHERE f0.key = ? AND "
+            "f0.is_nan = 0 AND f0.value > ? LIMIT ?) counted");
+  EXPECT_EQ(counted[0].params,
+            (std::vector<store::Value>{std::string("auc"), 0.9, int64_t{cap}}));
+  EXPECT_EQ(counted[1].sql, "SELECT COUNT(*) FROM (SELECT 1 FROM params f1 WHERE f1.key = ? AND "
+                            "f1.value = ? LIMIT ?) counted");
+  EXPECT_NE(sql.find(" FROM latest_metrics f0 CROSS JOIN params f1 ON f1.run_uuid = f0.run_uuid"),
+            std::string::npos)
+      << sql;
+  EXPECT_NE(sql.find("ORDER BY r.start_time DESC, r.run_uuid ASC"), std::string::npos) << sql;
+
+  sql = plan({cap, 3}, spec);
+  EXPECT_NE(sql.find(" FROM params f1 CROSS JOIN latest_metrics f0 ON f0.run_uuid = f1.run_uuid"),
+            std::string::npos)
+      << sql;
+  sql = plan({40, 40}, spec);  // a tie: the first clause
+  EXPECT_NE(sql.find(" FROM latest_metrics f0 CROSS JOIN"), std::string::npos) << sql;
+
+  sql = plan({cap, cap}, spec);
+  EXPECT_NE(sql.find(" FROM runs r CROSS JOIN latest_metrics f0 ON f0.run_uuid = r.run_uuid AND "
+                     "f0.key = ? AND f0.is_nan = 0 AND f0.value > ? CROSS JOIN params f1 ON "
+                     "f1.run_uuid = r.run_uuid"),
+            std::string::npos)
+      << sql;
+
+  // Several experiments' runs are in no one index order: SQLite plans by itself.
+  RunSearchSpec two = spec;
+  two.experiment_ids = {1, 2};
+  sql = plan({cap, cap}, two);
+  EXPECT_EQ(sql.find("CROSS JOIN"), std::string::npos) << sql;
+  EXPECT_NE(sql.find(" FROM runs r JOIN latest_metrics f0"), std::string::npos) << sql;
+  sql = plan({cap, 7}, two);
+  EXPECT_NE(sql.find(" FROM params f1 CROSS JOIN latest_metrics f0"), std::string::npos) << sql;
+
+  // The cap: 1,000 to 100,000 rows, and an offset cannot overflow it.
+  RunSearchSpec small = RunSpec("params.model = 'xgb'");
+  small.max_results = 1;
+  plan({0}, small);
+  ASSERT_EQ(counted.size(), 1u);
+  EXPECT_EQ(counted[0].params.back(), store::Value(int64_t{1000}));
+  small.offset = std::numeric_limits<int64_t>::max() / 2;
+  plan({0}, small);
+  ASSERT_EQ(counted.size(), 1u);
+  EXPECT_EQ(counted[0].params.back(), store::Value(int64_t{100000}));
+
+  // Nothing is counted for an explicit order, a filter without such clauses, or PostgreSQL.
+  for (const RunSearchSpec& uncounted :
+       {RunSpec("metrics.auc > 0.9 AND params.model = 'xgb'", {"start_time DESC"}),
+        RunSpec("metrics.auc > 0.9", {"metrics.auc DESC"}), RunSpec("attributes.status = 'x'"),
+        RunSpec("")}) {
+    counted.clear();
+    counts.clear();
+    Result<SqlStatement> statement = BuildRunSearchSql(uncounted, kSqlite, &count);
+    ASSERT_TRUE(statement.ok()) << statement.status().ToString();
+    EXPECT_TRUE(counted.empty()) << uncounted.filter;
+  }
+  counts.clear();
+  counted.clear();
+  ASSERT_TRUE(BuildRunSearchSql(spec, kPostgres, &count).ok());
+  EXPECT_TRUE(counted.empty());
+
+  // A failed count fails the search.
+  const RowCounter failing = [](const SqlStatement&) -> Result<int64_t> {
+    return Status(StatusCode::kIoError, "disk gone");
+  };
+  Result<SqlStatement> failed = BuildRunSearchSql(spec, kSqlite, &failing);
+  ASSERT_FALSE(failed.ok());
+  EXPECT_NE(failed.status().ToString().find("disk gone"), std::string::npos);
 }
 
 TEST(RunSearchSqlTest, ManyClausesFallBackToExistsSubqueries) {
@@ -610,7 +706,29 @@ class SearchExecutionTest : public ::testing::TestWithParam<Backend> {
     spec.view_type = view;
     spec.max_results = max;
     spec.offset = offset;
-    return Keys(BuildRunSearchSql(spec, db()->dialect()));
+    const std::vector<std::string> runs = Keys(BuildRunSearchSql(spec, db()->dialect()));
+    // Every plan the data could choose gives the same page: counted from this database, and
+    // forced to start from each clause (a count of 0 for it, the cap for the others) or from
+    // the runs (every count at the cap).
+    const RowCounter counted = [&](const SqlStatement& statement) -> Result<int64_t> {
+      int64_t rows = 0;
+      KILN_RETURN_IF_ERROR(db()->Read([&](store::Transaction& tx) -> Status {
+        KILN_ASSIGN_OR_RETURN(store::Rows result, tx.Query(statement.sql, statement.params));
+        rows = result.Int(0, 0);
+        return Status::Ok();
+      }));
+      return rows;
+    };
+    EXPECT_EQ(Keys(BuildRunSearchSql(spec, db()->dialect(), &counted)), runs) << filter;
+    for (size_t driver = 0; driver <= 4; ++driver) {
+      size_t calls = 0;
+      const RowCounter forced = [&](const SqlStatement&) -> Result<int64_t> {
+        return calls++ == driver ? int64_t{0} : std::numeric_limits<int64_t>::max();
+      };
+      EXPECT_EQ(Keys(BuildRunSearchSql(spec, db()->dialect(), &forced)), runs)
+          << filter << ", starting from clause " << driver;
+    }
+    return runs;
   }
 
   kiln::testing::TestDatabase database_{GetParam()};
