@@ -333,7 +333,7 @@ TEST(RunSearchSqlTest, DefaultOrderStartsFromTheMostSelectiveClauseOrFromTheRuns
   sql = plan({cap, 7}, two);
   EXPECT_NE(sql.find(" FROM params f1 CROSS JOIN latest_metrics f0"), std::string::npos) << sql;
 
-  // The cap: 1,000 to 100,000 rows, and an offset cannot overflow it.
+  // The cap: 1,000 to 50,000 rows, and an offset cannot overflow it.
   RunSearchSpec small = RunSpec("params.model = 'xgb'");
   small.max_results = 1;
   plan({0}, small);
@@ -342,7 +342,24 @@ TEST(RunSearchSqlTest, DefaultOrderStartsFromTheMostSelectiveClauseOrFromTheRuns
   small.offset = std::numeric_limits<int64_t>::max() / 2;
   plan({0}, small);
   ASSERT_EQ(counted.size(), 1u);
-  EXPECT_EQ(counted[0].params.back(), store::Value(int64_t{100000}));
+  EXPECT_EQ(counted[0].params.back(), store::Value(int64_t{50000}));
+
+  // A clause that passes no row ends the counting; at most 8 clauses are counted, and when
+  // those leave clauses uncounted the runs are not walked.
+  sql = plan({0, cap}, spec);
+  EXPECT_EQ(counted.size(), 1u);
+  EXPECT_NE(sql.find(" FROM latest_metrics f0 CROSS JOIN"), std::string::npos) << sql;
+  RunSearchSpec many = RunSpec("");
+  for (int i = 0; i < 10; ++i) {
+    many.filter += std::string(i == 0 ? "" : " AND ") + "params.p" + std::to_string(i) + " = 'v'";
+  }
+  const int64_t lots = std::numeric_limits<int64_t>::max();  // above any cap
+  sql = plan(std::vector<int64_t>(10, lots), many);
+  EXPECT_EQ(counted.size(), 8u);
+  EXPECT_EQ(sql.find("CROSS JOIN"), std::string::npos) << sql;
+  sql = plan({lots, lots, lots, lots, lots, lots, lots, 5, 0, 0}, many);
+  EXPECT_EQ(counted.size(), 8u);
+  EXPECT_NE(sql.find(" FROM params f7 CROSS JOIN"), std::string::npos) << sql;
 
   // Nothing is counted for an explicit order, a filter without such clauses, or PostgreSQL.
   for (const RunSearchSpec& uncounted :
