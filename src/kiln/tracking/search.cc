@@ -285,7 +285,6 @@ class QueryBuilder {
   }
   size_t join_count() const { return join_count_ + filter_joins_.size(); }
   size_t filter_join_count() const { return filter_joins_.size(); }
-  const std::string& filter_join_alias(size_t i) const { return filter_joins_[i].alias; }
   // How many rows of its table filter join i's own test passes, counted up to `cap`.
   SqlStatement CountFilterJoin(size_t i, int64_t cap) const {
     const FilterJoin& join = filter_joins_[i];
@@ -315,8 +314,12 @@ class QueryBuilder {
   // joins link to the driver's row id. Nothing changes if `alias` is no filter join.
   void DriveFrom(const std::string& alias) {
     for (size_t i = 0; i < filter_joins_.size(); ++i) {
-      if (filter_joins_[i].alias == alias) driver_ = i;
+      if (filter_joins_[i].alias == alias) DriveFromFilterJoin(i);
     }
+  }
+  void DriveFromFilterJoin(size_t i) {
+    driver_ = i;
+    searched_rows_first_ = false;
   }
   // SQLite: walk the searched rows first, in the order of the index that the ORDER BY matches,
   // and probe every filter join for each (CROSS JOIN), so that the LIMIT ends the walk early.
@@ -740,7 +743,7 @@ Status PlanDefaultOrder(const RunSearchSpec& spec, const RowCounter& count, Quer
     }
   }
   if (fewest) {
-    query->DriveFrom(query->filter_join_alias(*fewest));
+    query->DriveFromFilterJoin(*fewest);
   } else if (spec.experiment_ids.size() == 1 && counted == query->filter_join_count()) {
     query->DriveFromSearchedRows();
   }

@@ -286,6 +286,10 @@ TEST(RunSearchSqlTest, DefaultOrderStartsFromTheMostSelectiveClauseOrFromTheRuns
   std::vector<int64_t> counts;
   const RowCounter count = [&](const SqlStatement& statement) -> Result<int64_t> {
     counted.push_back(statement);
+    if (counted.size() > counts.size()) {
+      ADD_FAILURE() << "counted more clauses than expected: " << statement.sql;
+      return int64_t{0};
+    }
     return counts[counted.size() - 1];
   };
   auto plan = [&](std::vector<int64_t> given, const RunSearchSpec& searched) {
