@@ -410,10 +410,10 @@ Status Ingest::Dispatch(std::string_view bytes, bool borrowed) {
   in_flight_.push_back(std::move(chunk));
   pool_->Submit([this, raw] {
     Process(*raw);
-    {
-      std::lock_guard<std::mutex> lock(mutex_);
-      raw->done = true;
-    }
+    // Notified under the lock: once a waiter sees `done` it may destroy this Ingest (Drain), so
+    // the worker must have finished with done_ by the time the mutex lets the waiter run.
+    std::lock_guard<std::mutex> lock(mutex_);
+    raw->done = true;
     done_.notify_all();
   });
   return Status::Ok();
