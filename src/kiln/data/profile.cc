@@ -1560,8 +1560,11 @@ std::string ProfileBuilder::FinishText(ThreadPool* pool) const {
   const std::optional<uint64_t> full_limit = state.sample->FullLimit();
   const size_t count = state.columns.size();
   std::vector<std::string> texts(count);
-  // Columns are claimed one at a time by this thread and by up to pool->size() pool tasks; this
-  // thread never waits for a task that has not started, so a busy pool only means less help.
+  // Columns are claimed one at a time by this thread and by up to pool->size() pool tasks. The
+  // tasks use this frame's locals, so this thread waits for every one it submitted, started or
+  // not; one that starts after the columns are all claimed returns at once. A pool busy with
+  // other work (a checkout's chunk reads) delays the return by those tasks; calling this from a
+  // task of the same pool could leave no worker to run them.
   std::atomic<size_t> next{0};
   auto work = [&] {
     for (size_t i = next.fetch_add(1); i < count; i = next.fetch_add(1)) {

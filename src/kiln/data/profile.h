@@ -120,7 +120,8 @@ class ProfileBuilder {
   void Merge(ProfileBuilder&& other);
   Json Finish() const;
   // Finish().dump(), byte for byte, with the columns finished in parallel on `pool` (and this
-  // thread) when one is given: a table's samples are most of a commit's serial tail.
+  // thread) when one is given: a table's samples are most of a commit's serial tail. Not to be
+  // called from a task of `pool` (it waits for the tasks it submits there).
   std::string FinishText(ThreadPool* pool = nullptr) const;
 
   // Saved partial state, so that a later table version holding the same chunk at the same first
