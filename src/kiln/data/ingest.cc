@@ -410,8 +410,8 @@ Status Ingest::Dispatch(std::string_view bytes, bool borrowed) {
   in_flight_.push_back(std::move(chunk));
   pool_->Submit([this, raw] {
     Process(*raw);
-    // Notified under the lock: once a waiter sees `done` it may destroy this Ingest (Drain), so
-    // the worker must have finished with done_ by the time the mutex lets the waiter run.
+    // Notified under the lock: a waiter that sees `done` may go on to destroy this Ingest (its
+    // destructor only drains), so the worker must be done with done_ before the waiter can run.
     std::lock_guard<std::mutex> lock(mutex_);
     raw->done = true;
     done_.notify_all();
