@@ -1,8 +1,11 @@
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <cmath>
+#include <random>
 #include <string>
 
+#include "kiln/core/bytes.h"
 #include "kiln/core/file_util.h"
 #include "kiln/core/ids.h"
 #include "kiln/core/json.h"
@@ -32,6 +35,35 @@ TEST(StatusTest, ResultCarriesValueOrStatus) {
   EXPECT_EQ(bad.status().message(), "odd: 3");
   EXPECT_EQ(bad.status().ToString(), "INVALID_ARGUMENT: odd: 3");
   EXPECT_EQ(bad.status().WithContext("run 7").message(), "run 7: odd: 3");
+}
+
+// CountByte against std::count: every length around the word and block sizes, every offset
+// into a word, the byte at each position of a word, bytes with the high bit set (the word trick
+// must not flag their neighbours), and runs long enough that a block's counters fill up.
+TEST(BytesTest, CountByteMatchesAByteLoop) {
+  std::mt19937_64 random(7);
+  const std::string alphabet = std::string("\n\",.0129") + '\x80' + '\xff' + '\x7f' + '\x00';
+  for (size_t size : {0, 1, 7, 8, 9, 15, 16, 17, 63, 64, 65, 2039, 2040, 2041, 5000, 70000}) {
+    std::string text(size + 8, '\0');
+    for (char& c : text) c = alphabet[random() % alphabet.size()];
+    for (size_t offset = 0; offset < 8; ++offset) {
+      std::string_view view(text.data() + offset, size);
+      for (char byte : alphabet) {
+        const auto expected = static_cast<size_t>(std::count(view.begin(), view.end(), byte));
+        EXPECT_EQ(CountByte(view, byte), expected)
+            << "size " << size << ", offset " << offset << ", byte " << static_cast<int>(byte);
+      }
+    }
+  }
+  for (size_t at = 0; at < 8; ++at) {
+    std::string word(8, '\x0a' + 1);
+    word[at] = '\n';
+    EXPECT_EQ(CountByte(word, '\n'), 1u) << at;
+  }
+  // Every byte a match, over several blocks of 255 words: each counter reaches its limit.
+  EXPECT_EQ(CountByte(std::string(8 * 255 * 3 + 5, '"'), '"'), 8u * 255 * 3 + 5);
+  EXPECT_EQ(CountByte(std::string(100000, '\xff'), '\xfe'), 0u);
+  EXPECT_EQ(CountByte(std::string(100000, '\xfe'), '\xff'), 0u);
 }
 
 TEST(JsonTest, MalformedJsonNamesLineAndColumn) {

@@ -6,7 +6,8 @@
 // chunks in flight. The first chunk of a table is parsed first, on the caller's thread, to infer
 // the schema every later chunk is checked against.
 //
-// Nothing is durable or visible when Finish returns: objects are put without fsync, and the
+// Nothing is visible when Finish returns, and not all is durable: objects are put without fsync
+// (Finish syncs the chunks while it writes the profile and manifest, to save time), and the
 // caller must ObjectStore::Sync() and then record new_objects() in data_objects in the same
 // transaction as the commit that uses them.
 #pragma once

@@ -5,6 +5,8 @@
 #include <cassert>
 #include <cstring>
 
+#include "kiln/core/bytes.h"
+
 // How a cut is chosen (all of it depends only on the chunk's bytes and the quote state at its
 // start, never on how the caller's buffer grew, so feeding the stream in any pieces gives the
 // same chunks):
@@ -45,12 +47,9 @@ constexpr std::array<uint64_t, 256> kGear = MakeGearTable();
 constexpr size_t kGearWindow = 64;
 constexpr size_t kNotFound = static_cast<size_t>(-1);
 
-// Number of '"' in [begin, end), mod 2. A byte-wide xor the compiler vectorizes (tens of bytes
-// a cycle); a wider counter would make it widen every lane.
+// Number of '"' in [begin, end), mod 2.
 bool QuoteParity(const char* begin, const char* end) {
-  unsigned char parity = 0;
-  for (const char* p = begin; p < end; ++p) parity ^= static_cast<unsigned char>(*p == '"');
-  return (parity & 1) != 0;
+  return (CountByte(std::string_view(begin, static_cast<size_t>(end - begin)), '"') & 1) != 0;
 }
 
 // Index of the first '\n' in data[from, to) that is outside quotes, given the quote state at

@@ -93,8 +93,12 @@ std::optional<std::string> PackNibbles(std::string_view raw) {
     // which only kAbsentPair sets.
     uint64_t packed_word = 0;
     unsigned seen = 0;
+    // Unrolled, so that every shift is a constant (GCC 12 at -O2 kept both loops, shifting by
+    // a register: half the time of a pack).
+#pragma GCC unroll 2
     for (size_t half = 0; half < 2; ++half) {
       uint64_t word = LoadLe64(in + at + 8 * half);
+#pragma GCC unroll 4
       for (size_t k = 0; k < 4; ++k) {
         unsigned pair = table.pair_code(static_cast<uint16_t>(word >> (16 * k)));
         seen |= pair;

@@ -30,8 +30,9 @@
 // metadata, not the folder, says which objects exist, and Verify() checks the bytes.
 //
 // Thread safety: Put, Get, Stat and Verify may run concurrently from several threads (commits
-// put chunks from a worker pool); Remove must not race a Put of the same id (gc holds the data
-// write lock).
+// put chunks from a worker pool); so may Sync, which makes durable at least every object whose
+// Put returned before it started (a commit syncs its chunks while it writes its profile); Remove
+// must not race a Put of the same id (gc holds the data write lock).
 #pragma once
 
 #include <cstdint>
