@@ -141,5 +141,16 @@ TEST(FileUtilTest, AtomicWriteReplacesWholeFile) {
   EXPECT_EQ(ReadFile(dir.Join("missing")).status().code(), StatusCode::kNotFound);
 }
 
+TEST(FileUtilTest, SyncFileSyncsAFileAndSaysWhenThereIsNone) {
+  testing::TempDir dir;
+  std::string path = dir.Join("file.txt");
+  ASSERT_TRUE(WriteFileAtomic(path, "bytes").ok());
+  EXPECT_TRUE(SyncFile(path).ok());
+  Status missing = SyncFile(dir.Join("missing"));
+  EXPECT_EQ(missing.code(), StatusCode::kNotFound);
+  EXPECT_NE(missing.message().find("missing"), std::string::npos) << missing.ToString();
+  EXPECT_EQ(SyncFile(dir.Join("missing/below")).code(), StatusCode::kNotFound);
+}
+
 }  // namespace
 }  // namespace kiln

@@ -63,6 +63,16 @@ Status SyncDirectory(const std::string& path) {
   return Status::Ok();
 }
 
+Status SyncFile(const std::string& path) {
+  int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+  if (fd < 0 && errno == ENOENT) return NotFound("'" + path + "' does not exist");
+  if (fd < 0) return ErrnoStatus("cannot open", path);
+  int rc = ::fdatasync(fd);
+  ::close(fd);
+  if (rc != 0) return ErrnoStatus("cannot fdatasync", path);
+  return Status::Ok();
+}
+
 std::string TempPathBeside(const std::string& path) {
   return path + std::string(kTempMarker) + NewId().substr(0, kTempSuffixBytes - kTempMarker.size());
 }

@@ -30,6 +30,9 @@ bool PathExists(const std::string& path);
 bool IsDirectory(const std::string& path);
 // Fsyncs a directory so that a rename or create inside it is durable.
 Status SyncDirectory(const std::string& path);
+// Makes a file's bytes durable (fdatasync; its name needs SyncDirectory of its folder). NotFound
+// if there is no such file.
+Status SyncFile(const std::string& path);
 // Recursively removes `path` (file or folder). Missing is fine.
 Status RemoveAll(const std::string& path);
 

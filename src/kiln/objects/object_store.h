@@ -24,7 +24,8 @@
 // ChooseCompression sets) and never for a delta.
 //
 // Durability: Put() writes a temp file and renames it into place without fsync; Sync() makes
-// every object put since the last Sync durable (one syncfs plus the touched folders' fsyncs),
+// every object put since the last Sync durable (an fdatasync of each when they are few, else one
+// syncfs; then the touched folders' fsyncs),
 // and the caller acknowledges nothing (records no object in metadata) before Sync() returns.
 // A crash can therefore leave complete-looking files whose bytes never reached the disk: the
 // metadata, not the folder, says which objects exist, and Verify() checks the bytes.

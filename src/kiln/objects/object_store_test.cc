@@ -408,6 +408,41 @@ TEST_F(ObjectStoreTest, OpenLocalCreatesTheFolderAndReopensIt) {
   EXPECT_EQ(*(*again)->Get(id, true), "persisted");
 }
 
+// Sync opens and fdatasyncs each object when at most 64 were put since the last Sync, and calls
+// syncfs (opening none) for more. Seen through an object whose file became a symlink to itself,
+// which cannot be opened: Sync fails on it, naming it, while it fsyncs each object, and keeps it
+// for the next Sync; with more than 64 objects it never opens it. A file gone since its Put (gc)
+// is nothing to sync.
+TEST_F(ObjectStoreTest, SyncFsyncsEachOfAFewObjectsAndSyncsTheFilesystemForMany) {
+  auto make_unopenable = [&](const Digest& id) {
+    const std::string path = ObjectPath(*store_, id);
+    std::filesystem::remove(path);
+    std::filesystem::create_symlink(path, path);  // open fails: too many levels of links
+  };
+  std::vector<Digest> few;
+  for (int i = 0; i < 3; ++i) few.push_back(PutOk("few " + std::to_string(i)));
+  make_unopenable(few[1]);
+  Status synced = store_->Sync();
+  EXPECT_FALSE(synced.ok());
+  EXPECT_TRUE(Contains(synced.message(), few[1].Hex().substr(2))) << synced.ToString();
+  EXPECT_FALSE(store_->Sync().ok()) << "the failed object was not kept for the next Sync";
+  std::filesystem::remove(ObjectPath(*store_, few[1]));  // now gone, as after gc
+  EXPECT_TRUE(store_->Sync().ok());
+  EXPECT_TRUE(store_->Sync().ok());  // nothing new
+
+  std::vector<Digest> many;
+  for (int i = 0; i < 65; ++i) many.push_back(PutOk("many " + std::to_string(i)));
+  make_unopenable(many[30]);
+  EXPECT_TRUE(store_->Sync().ok()) << "65 objects: one syncfs, no object opened";
+
+  // Counting starts again after each Sync: one object is few again.
+  const Digest after = PutOk("after the syncfs");
+  make_unopenable(after);
+  EXPECT_FALSE(store_->Sync().ok());
+  std::filesystem::remove(ObjectPath(*store_, after));
+  EXPECT_TRUE(store_->Sync().ok());
+}
+
 TEST_F(ObjectStoreTest, ConcurrentPutsAndGetsFromFourThreads) {
   std::vector<std::string> rows = CsvRows(256 << 10, 14);
   std::string shared_base = Join(rows);
