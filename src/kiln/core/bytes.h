@@ -6,9 +6,9 @@
 
 namespace kiln {
 
-// How many bytes of `bytes` equal `byte`. Eight bytes a step with no branch per match (GCC 12
-// at -O2 vectorizes neither a byte loop nor std::count, and memchr per match costs a call per
-// row when counting lines).
+// How many bytes of `bytes` equal `byte`. Eight bytes a step with no branch per match: GCC 12
+// at -O2 compiled the chunker's byte loop to one byte a step, and memchr per match costs a call
+// per row when counting lines.
 size_t CountByte(std::string_view bytes, char byte);
 
 }  // namespace kiln
