@@ -386,10 +386,12 @@ struct Version {
   Written written;
 };
 
-// Puts a version's CSV into a tool's work tree as the file it commits, written back to the disk
-// before the tool starts: the copy is the benchmark's doing, not the user's, and its 500 MB of
-// dirty pages would otherwise be written during the timed commit (by kiln's syncfs, or by the
-// kernel's write-back beside git), costing any tool 0.1-0.3 s that a file written earlier does not.
+// Puts a version's CSV into a tool's work tree as the file it commits, and writes everything
+// dirty back to the disk before the tool's commit is timed: the copy (500 MB), the generated CSVs
+// (2 GB) and a previous tool's deleted store are the benchmark's doing, not the user's, and would
+// otherwise be written during the timed commit (by kiln's syncfs, or by the kernel's write-back
+// beside git), costing any tool 0.1-0.3 s that a file written earlier does not. Every timed
+// command comes after one of these.
 Status PlaceVersion(const Version& version, const std::string& dir) {
   KILN_RETURN_IF_ERROR(CopyFile(version.path, dir + "/data.csv"));
   ::sync();
@@ -511,11 +513,11 @@ void Progress(const std::string& tool, const std::string& what, const Usage& usa
 }
 
 // Commits `version` into `runs` - 1 fresh stores of their own, for the median of the first
-// commit's time (`the_run` is the measured store's own commit); the stores stay until the end,
+// commit's time (`store_commit` is the measured store's own commit); the stores stay until the end,
 // since deleting 250 MB of objects slows the next commit's file creation. Returns the median run.
 Result<Usage> MedianFirstCommit(Runner& runner, const std::string& kiln, const std::string& work,
-                                const Version& version, int runs, const Usage& the_run) {
-  std::vector<Usage> usages = {the_run};
+                                const Version& version, int runs, const Usage& store_commit) {
+  std::vector<Usage> usages = {store_commit};
   for (int run = 1; run < runs; ++run) {
     std::string dir = work + "/kiln-first-commit-" + std::to_string(run);
     KILN_RETURN_IF_ERROR(runner.Run({kiln, "init", dir}, work).status());
@@ -923,9 +925,6 @@ int Main(int argc, char** argv) {
     }
     for (size_t i = 0; exit_code == 0 && i < tools.size(); ++i) {
       const std::string& tool = tools[i];
-      // The generated CSVs (2 GB) and the previous tool's deleted store are still being written
-      // back: each tool starts on a settled disk rather than paying for that write-back.
-      ::sync();
       Result<ToolResult> result =
           tool == "kiln" ? MeasureKiln(runner, flags.kiln, work, *versions, flags.first_commit_runs)
                          : MeasureGit(runner, work, *versions, tool == "git-lfs");

@@ -231,6 +231,9 @@ class LocalObjectStore final : public ObjectStore {
   }
   Result<ObjectFile> ReadObject(const Digest& id);
   Status WriteObject(const Digest& id, std::string_view header, std::string_view payload);
+  // Records an object written (touched_mutex_ held): its path while there are at most
+  // kSyncEachUpTo, else only that there were more.
+  void TouchFileLocked(std::string path);
   // Calls fn(folder path, entry name, stat) for every entry of the 256 folders.
   Status WalkFolders(const std::function<Status(const std::string& folder, const std::string& name,
                                                 const struct stat& info)>& fn);
@@ -358,14 +361,18 @@ Status LocalObjectStore::WriteObject(const Digest& id, std::string_view header,
   FaultPoint("objects.put.after_rename");
   std::lock_guard<std::mutex> lock(touched_mutex_);
   touched_folders_.insert(std::move(folder));
-  if (many_touched_) return Status::Ok();
+  TouchFileLocked(std::move(path));
+  return Status::Ok();
+}
+
+void LocalObjectStore::TouchFileLocked(std::string path) {
+  if (many_touched_) return;
   if (touched_files_.size() == kSyncEachUpTo) {
     many_touched_ = true;
     touched_files_.clear();
   } else {
     touched_files_.push_back(std::move(path));
   }
-  return Status::Ok();
 }
 
 Result<ObjectInfo> LocalObjectStore::Put(const Digest& id, std::string_view raw,
@@ -504,12 +511,11 @@ Status LocalObjectStore::Sync() {
     // Nothing is known to be durable: the next Sync redoes all of it.
     std::lock_guard<std::mutex> lock(touched_mutex_);
     touched_folders_.insert(folders.begin(), folders.end());
-    if (many || touched_files_.size() + files.size() > kSyncEachUpTo) {
+    if (many) {
       many_touched_ = true;
       touched_files_.clear();
-    } else if (!many_touched_) {
-      touched_files_.insert(touched_files_.end(), files.begin(), files.end());
     }
+    for (std::string& file : files) TouchFileLocked(std::move(file));
     return status;
   }
   FaultPoint("objects.sync.after");
